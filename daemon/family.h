@@ -1,0 +1,40 @@
+// Family: the processes that belong to a worker, found in /proc at stop time.
+// A process group misses descendants that called setsid() or double-forked;
+// the subreaper's view finds them: every descendant of the worker's main
+// process, every member of its group, and every orphan the daemon adopted
+// whose environment carries the worker's FORKWATCH_WORKER_ID. Each is returned
+// as a pidfd verified against its start time, so a reused pid is never signalled.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fd.h"
+
+namespace forkwatch {
+
+// The variable every worker process (and so every descendant) is started with.
+inline constexpr const char* kWorkerIdEnv = "FORKWATCH_WORKER_ID";
+
+struct FamilyQuery {
+  pid_t daemon_pid = 0;
+  pid_t main_pid = -1;  // -1 when the main process is already reaped
+  pid_t pgid = -1;      // the group the worker led
+  int64_t worker_id = 0;
+};
+
+struct FamilyMember {
+  pid_t pid;
+  Fd pidfd;
+};
+
+// Scans `proc_root`; skips processes that vanish mid-scan. Never includes the daemon.
+std::vector<FamilyMember> family_pidfds(const FamilyQuery& q, const std::string& proc_root = "/proc");
+
+// Process start time (proc(5) field 22) of `pid`, or 0 if it is gone.
+uint64_t process_start_time(pid_t pid, const std::string& proc_root = "/proc");
+
+}  // namespace forkwatch

@@ -1,0 +1,60 @@
+#include "reaper.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "event.h"
+#include "log.h"
+
+namespace forkwatch {
+namespace {
+
+int64_t micros(const timeval& tv) { return int64_t{tv.tv_sec} * 1'000'000 + tv.tv_usec; }
+
+Rusage to_rusage(const rusage& ru) {
+  return Rusage{micros(ru.ru_utime), micros(ru.ru_stime), ru.ru_maxrss, ru.ru_minflt,
+                ru.ru_majflt,        ru.ru_nvcsw,         ru.ru_nivcsw};
+}
+
+}  // namespace
+
+size_t reap_all(const std::function<bool(pid_t)>& is_own_child,
+                const std::function<void(const Reaped&)>& on_status) {
+  constexpr int kWhich = WEXITED | WSTOPPED | WCONTINUED | WNOHANG;
+  size_t count = 0;
+  for (;;) {
+    // Peek first (WNOWAIT) to learn the pid while a zombie still has its group.
+    siginfo_t info{};
+    if (waitid(P_ALL, 0, &info, kWhich | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != ECHILD) log::error("waitid(P_ALL): " + std::string(strerror(errno)));
+      break;
+    }
+    if (info.si_pid == 0) break;  // children exist, none has news
+    const pid_t pid = info.si_pid;
+    Reaped r;
+    r.pid = pid;
+    if (!is_own_child(pid)) r.pgid = getpgid(pid);
+
+    struct rusage ru{};
+    int status = 0;
+    pid_t got;
+    do {
+      got = wait4(pid, &status, WNOHANG | WUNTRACED | WCONTINUED, &ru);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0) continue;  // the status went away between peek and wait; look again
+    r.raw = status;
+    r.ts_ns = realtime_ns();
+    // Stop and continue statuses carry no resource usage (the contract's zeros).
+    if (WIFEXITED(status) || WIFSIGNALED(status)) r.rusage = to_rusage(ru);
+    on_status(r);
+    ++count;
+  }
+  return count;
+}
+
+}  // namespace forkwatch

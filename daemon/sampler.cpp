@@ -1,0 +1,145 @@
+#include "sampler.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "log.h"
+
+namespace forkwatch {
+
+void SampleHistory::add(int64_t worker_id, Point p) {
+  std::lock_guard lock(mu_);
+  auto& d = points_[worker_id];
+  d.push_back(p);
+  while (!d.empty() && d.front().ts_ns < p.ts_ns - kKeepNs) d.pop_front();
+}
+
+void SampleHistory::forget_except(const std::unordered_map<int64_t, bool>& live) {
+  std::lock_guard lock(mu_);
+  std::erase_if(points_, [&](const auto& kv) { return !live.contains(kv.first); });
+}
+
+std::string SampleHistory::json(int64_t worker_id) const {
+  nlohmann::json out = nlohmann::json::array();
+  std::lock_guard lock(mu_);
+  auto it = points_.find(worker_id);
+  if (it == points_.end()) return out.dump();
+  for (const Point& p : it->second)
+    out.push_back({{"ts_ns", p.ts_ns}, {"cpu_percent", p.cpu_percent}, {"rss_bytes", p.rss_bytes},
+                   {"processes", p.processes}, {"threads", p.threads}});
+  return out.dump();
+}
+
+Sampler::Sampler(EventLoop& loop, SupervisorCounters& counters, int64_t sample_ms,
+                 std::function<WorkerTags()> worker_tags, std::function<void(Event)> emit,
+                 std::string proc_root)
+    : loop_(loop), counters_(counters), sample_ns_(sample_ms * 1'000'000),
+      worker_tags_(std::move(worker_tags)), emit_(std::move(emit)), reader_(std::move(proc_root)),
+      cpu_(sysconf(_SC_CLK_TCK)) {}
+
+void Sampler::start() { tick(); }
+
+bool Sampler::watched() const {
+  return monotonic_ns() - counters_.last_watch_ns.load() < kWatchWindowNs;
+}
+
+void Sampler::tick() {
+  const bool w = watched();
+  if (w) sample(monotonic_ns() < all_until_ns_);
+  timer_ = loop_.add_timer(monotonic_ns() + (w ? sample_ns_ : std::min(sample_ns_, kIdleCheckNs)),
+                           [this] { tick(); });
+}
+
+void Sampler::request(bool all) {
+  counters_.last_watch_ns = monotonic_ns();
+  if (all) all_until_ns_ = monotonic_ns() + kWatchWindowNs;
+  sample(all || monotonic_ns() < all_until_ns_);
+}
+
+void Sampler::sample(bool all) {
+  timespec cpu0{}, cpu1{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+  const pid_t self = getpid();
+  ScanOptions opts;
+  if (!all) opts.subtree_root = self;
+  auto scanned = reader_.scan(opts);
+  if (!scanned) {
+    log::error("sampling /proc: " + scanned.error().message());
+    return;
+  }
+  cpu_.update(scanned->processes, scanned->monotonic_ns);
+  auto t = std::make_shared<TreeSample>();
+  t->taken_ns = scanned->monotonic_ns;
+  t->taken_real_ns = realtime_ns();
+  t->all_scope = all;
+  t->tags = worker_tags_();
+  t->tree = std::make_shared<const ProcessTree>(std::move(scanned->processes), scanned->monotonic_ns);
+  const ProcessTree& tree = *t->tree;
+  t->supervised_json = tree_json(tree, TreeScope::kSupervised, self, t->tags);
+  if (all) t->all_json = tree_json(tree, TreeScope::kAll, self, t->tags);
+  for (const auto& p : tree.processes()) {
+    ++t->processes;
+    t->threads += p.threads.empty() ? 1 : p.threads.size();
+  }
+
+  // Per-worker totals over the worker's whole subtree, and what changed.
+  nlohmann::json workers = nlohmann::json::array();
+  std::unordered_map<int64_t, bool> live;
+  for (const auto& [pid, tag] : t->tags) {
+    const ProcessInfo* main = tree.find(pid);
+    if (!main) continue;
+    SampleHistory::Point pt{t->taken_real_ns, main->cpu_percent, main->rss_bytes, 1,
+                            static_cast<int>(main->num_threads)};
+    for (pid_t d : tree.descendants(pid))
+      if (const ProcessInfo* p = tree.find(d)) {
+        pt.cpu_percent += p->cpu_percent;
+        pt.rss_bytes += p->rss_bytes;
+        pt.processes += 1;
+        pt.threads += static_cast<int>(p->num_threads);
+      }
+    history_->add(tag.id, pt);
+    live[tag.id] = true;
+    workers.push_back({{"id", tag.id}, {"pid", pid}, {"cpu_percent", pt.cpu_percent},
+                       {"rss_bytes", pt.rss_bytes}, {"processes", pt.processes}, {"threads", pt.threads}});
+  }
+  history_->forget_except(live);
+  t->history = history_;
+
+  std::unordered_map<pid_t, uint64_t> now_pids;
+  nlohmann::json nodes = nlohmann::json::array(), added = nlohmann::json::array(), removed = nlohmann::json::array();
+  std::vector<pid_t> supervised = tree.descendants(self);
+  supervised.push_back(self);
+  for (pid_t pid : supervised) {
+    const ProcessInfo* p = tree.find(pid);
+    if (!p) continue;
+    now_pids[pid] = p->starttime;
+    auto old = last_pids_.find(pid);
+    if (old == last_pids_.end() || old->second != p->starttime) added.push_back(pid);
+    nodes.push_back({{"pid", pid}, {"state", std::string(1, p->state)}, {"cpu_percent", p->cpu_percent},
+                     {"rss_bytes", p->rss_bytes}, {"num_threads", p->num_threads}});
+  }
+  for (const auto& [pid, start] : last_pids_) {
+    auto n = now_pids.find(pid);
+    if (n == now_pids.end() || n->second != start) removed.push_back(pid);
+  }
+  last_pids_ = std::move(now_pids);
+
+  latest_ = std::move(t);
+  fresh_ = true;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu1);
+  ++counters_.samples;
+  counters_.sample_cpu_ns += (cpu1.tv_sec - cpu0.tv_sec) * 1'000'000'000LL + (cpu1.tv_nsec - cpu0.tv_nsec);
+
+  Event e;
+  e.kind = EventKind::kSample;
+  e.ts_ns = latest_->taken_real_ns;
+  e.data_json = nlohmann::json{{"type", "sample"}, {"ts_ns", e.ts_ns}, {"processes", latest_->processes},
+                               {"threads", latest_->threads}, {"all_scope", all}, {"added", added},
+                               {"removed", removed}, {"workers", workers}, {"nodes", nodes}}
+                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  emit_(std::move(e));
+}
+
+}  // namespace forkwatch

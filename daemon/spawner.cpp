@@ -1,0 +1,152 @@
+#include "spawner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <linux/close_range.h>
+
+namespace forkwatch {
+namespace {
+
+// Stages the child reports with its errno, so the parent can say which call failed.
+enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kStageSetpgid = 4 };
+
+[[noreturn]] void child_fail(int fd, int32_t stage) {
+  int32_t msg[2] = {stage, errno};
+  ssize_t n = ::write(fd, msg, sizeof msg);
+  (void)n;
+  _exit(127);  // the shell's "command not found" status
+}
+
+// Runs in the child between fork and exec: async-signal-safe calls only.
+[[noreturn]] void child_exec(const SpawnRequest& req, char* const* argv, char* const* envp,
+                             int devnull, int out_w, int err_w, int status_w) {
+  if (setpgid(0, 0) != 0) child_fail(status_w, kStageSetpgid);
+  // Default dispositions for every catchable signal, then an empty mask:
+  // a child must not inherit the daemon's blocked SIGCHLD or ignored SIGPIPE.
+  struct sigaction dfl{};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+  sigset_t empty;
+  sigemptyset(&empty);
+  sigprocmask(SIG_SETMASK, &empty, nullptr);
+
+  if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
+    child_fail(status_w, kStageDup);
+  // Everything above 2 closes at exec, the status pipe included; nothing leaks.
+  syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+  if (!req.cwd.empty() && chdir(req.cwd.c_str()) != 0) child_fail(status_w, kStageChdir);
+  execve(req.path.c_str(), argv, envp);
+  child_fail(status_w, kStageExec);
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  out.reserve(v.size() + 1);
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+Result<std::pair<Fd, Fd>> make_pipe(int flags) {
+  int p[2];
+  if (pipe2(p, flags) != 0) return sys_error("pipe2");
+  return std::pair<Fd, Fd>{Fd(p[0]), Fd(p[1])};
+}
+
+bool is_executable_file(const std::string& path) {
+  struct stat st{};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
+}
+
+}  // namespace
+
+Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd) {
+  auto out = make_pipe(O_CLOEXEC);
+  if (!out) return out.error();
+  auto err = make_pipe(O_CLOEXEC);
+  if (!err) return err.error();
+  auto status = make_pipe(O_CLOEXEC);
+  if (!status) return status.error();
+  std::vector<char*> argv = c_strings(req.argv);
+  std::vector<char*> envp = c_strings(req.envp);
+
+  pid_t pid = fork();
+  if (pid < 0) return sys_error("fork");
+  if (pid == 0)
+    child_exec(req, argv.data(), envp.data(), devnull_fd, out->second.get(), err->second.get(),
+               status->second.get());
+
+  // Parent. Also set the group here: whichever of us runs first, the group
+  // exists before anyone signals it (the classic job-control race).
+  setpgid(pid, pid);
+  SpawnedChild child;
+  child.pid = pid;
+  child.pidfd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  child.exec_status = std::move(status->first);
+  child.out = std::move(out->first);
+  child.err = std::move(err->first);
+  for (int fd : {child.exec_status.get(), child.out.get(), child.err.get()})
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return child;  // the write ends close here, so EOF on `out` means every writer is gone
+}
+
+ExecOutcome read_exec_outcome(int fd, const SpawnRequest& req) {
+  int32_t msg[2] = {0, 0};
+  ssize_t n;
+  do {
+    n = ::read(fd, msg, sizeof msg);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == EAGAIN) return {ExecOutcome::kPending, {}};
+  if (n == 0) return {ExecOutcome::kExecuted, {}};
+  if (n != sizeof msg) return {ExecOutcome::kFailed, "exec status pipe: short read"};
+  std::string call;
+  switch (msg[0]) {
+    case kStageChdir: call = "chdir(" + req.cwd + ")"; break;
+    case kStageDup: call = "dup2(stdio)"; break;
+    case kStageSetpgid: call = "setpgid"; break;
+    default: call = "execve(" + req.path + ")"; break;
+  }
+  return {ExecOutcome::kFailed, call + ": " + std::strerror(msg[1])};
+}
+
+Result<std::string> resolve_command(const std::string& name, const std::string& workers_dir,
+                                    const std::string& path_env) {
+  if (name.find('/') != std::string::npos) {
+    if (is_executable_file(name)) return name;
+    return plain_error("command not found or not executable: " + name);
+  }
+  if (!workers_dir.empty() && is_executable_file(workers_dir + "/" + name))
+    return workers_dir + "/" + name;
+  size_t start = 0;
+  while (start <= path_env.size()) {
+    size_t end = path_env.find(':', start);
+    if (end == std::string::npos) end = path_env.size();
+    std::string dir = path_env.substr(start, end - start);
+    if (!dir.empty() && is_executable_file(dir + "/" + name)) return dir + "/" + name;
+    start = end + 1;
+  }
+  return plain_error("command not found: " + name + " (looked in " +
+                     (workers_dir.empty() ? std::string() : workers_dir + " and ") + "PATH)");
+}
+
+std::vector<std::string> build_environment(char** base,
+                                           const std::map<std::string, std::string>& overrides) {
+  std::vector<std::string> env;
+  for (char** e = base; e && *e; ++e) {
+    std::string_view kv(*e);
+    auto name = kv.substr(0, kv.find('='));
+    if (!overrides.contains(std::string(name))) env.emplace_back(kv);
+  }
+  for (const auto& [k, v] : overrides) env.push_back(k + "=" + v);
+  return env;
+}
+
+}  // namespace forkwatch

@@ -1,0 +1,55 @@
+// Spawner: fork + exec of one worker process. Everything the child needs
+// (path, argv, envp, fds) is built before fork; between fork and exec the child
+// makes only async-signal-safe calls. The child leads its own process group,
+// reads /dev/null, writes to two pipes, holds only fds 0-2, and starts with an
+// empty signal mask and every disposition at its default.
+// An exec failure comes back through a close-on-exec pipe: EOF means exec'd,
+// 8 bytes mean "stage, errno". Called on the loop thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "fd.h"
+#include "sys_error.h"
+
+namespace forkwatch {
+
+struct SpawnRequest {
+  std::string path;               // absolute path to execute
+  std::vector<std::string> argv;  // argv[0] included
+  std::vector<std::string> envp;  // "NAME=value"
+  std::string cwd;                // empty: inherit
+};
+
+struct SpawnedChild {
+  pid_t pid = -1;
+  Fd pidfd;        // refers to exactly this process, whatever happens to the pid number
+  Fd exec_status;  // read end of the close-on-exec pipe, non-blocking
+  Fd out;          // read end of the child's stdout, non-blocking
+  Fd err;          // read end of the child's stderr, non-blocking
+};
+
+Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd);
+
+// What the exec-status pipe says. kPending: the child has not exec'd yet.
+struct ExecOutcome {
+  enum Kind { kPending, kExecuted, kFailed } kind = kPending;
+  std::string error;  // for kFailed: "execve(/bin/x): No such file or directory"
+};
+ExecOutcome read_exec_outcome(int exec_status_fd, const SpawnRequest& req);
+
+// Resolves a bare command name: the workers dir first, then each PATH entry.
+// A name with a '/' is taken as is. Fails with a clear message when nothing
+// executable is found.
+Result<std::string> resolve_command(const std::string& name, const std::string& workers_dir,
+                                    const std::string& path_env);
+
+// The child's environment: the daemon's own plus the program's overrides.
+std::vector<std::string> build_environment(char** base, const std::map<std::string, std::string>& overrides);
+
+}  // namespace forkwatch

@@ -1,0 +1,193 @@
+#include "daemon_harness.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <dirent.h>
+#include <filesystem>
+#include <fstream>
+#include <httplib.h>
+#include <sstream>
+#include <thread>
+
+namespace fwtest {
+
+std::string bin(const std::string& name) { return std::string(FORKWATCH_BIN_DIR) + "/" + name; }
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return pred();
+    std::this_thread::sleep_for(5ms);  // polling interval of a bounded wait, not a guess at timing
+  }
+}
+
+Json HttpReply::json() const {
+  auto j = Json::parse(body, nullptr, false);
+  INFO("body: " << body);
+  REQUIRE_FALSE(j.is_discarded());
+  return j;
+}
+
+std::string make_temp_dir(const std::string& prefix) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+  return tmpl;
+}
+
+namespace {
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
+  state_dir_ = options_.state_dir;
+  if (state_dir_.empty()) {
+    state_dir_ = make_temp_dir("fw-daemon");
+    own_state_dir_ = true;
+  }
+  const std::string port_file = state_dir_ + "/port";
+  std::filesystem::remove(port_file);
+  std::vector<std::string> args = {bin("forkwatchd"), "--listen", "127.0.0.1:0", "--state-dir", state_dir_,
+                                   "--port-file", port_file, "--workers-dir", FORKWATCH_BIN_DIR};
+  if (!options_.config.empty()) {
+    std::ofstream(state_dir_ + "/programs.json") << options_.config;
+    args.push_back("--config");
+    args.push_back(state_dir_ + "/programs.json");
+  }
+  for (const auto& a : options_.args) args.push_back(a);
+  const std::string err_path = state_dir_ + "/daemon.stderr";
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    FILE* err = freopen(err_path.c_str(), "a", stderr);
+    (void)err;
+    for (const auto& [k, v] : options_.env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  const bool up = wait_until([&] { return std::filesystem::exists(port_file); }, 15s);
+  INFO("daemon stderr: " << stderr_text());
+  REQUIRE(up);
+  port_ = std::stoi(read_file(port_file));
+  auto env_token = options_.env.find("FORKWATCH_TOKEN");
+  token_ = env_token != options_.env.end() ? env_token->second : read_file(state_dir_ + "/token");
+  while (!token_.empty() && (token_.back() == '\n')) token_.pop_back();
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGTERM);
+    if (!wait_until([&] { return waitpid(pid_, nullptr, WNOHANG) == pid_; }, 20s)) {
+      ::kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  if (own_state_dir_) {
+    std::error_code ec;
+    std::filesystem::remove_all(state_dir_, ec);
+  }
+}
+
+std::string Daemon::stderr_text() const { return read_file(state_dir_ + "/daemon.stderr"); }
+
+HttpReply Daemon::request(const std::string& method, const std::string& path, const std::string& body,
+                          std::map<std::string, std::string> headers, bool auth) const {
+  httplib::Client cli("127.0.0.1", port_);
+  cli.set_connection_timeout(5);
+  cli.set_read_timeout(15);
+  httplib::Headers h;
+  if (auth) h.emplace("Authorization", "Bearer " + token_);
+  for (auto& [k, v] : headers) h.emplace(k, v);
+  httplib::Result r;
+  if (method == "GET") r = cli.Get(path, h);
+  else if (method == "POST") r = cli.Post(path, h, body, "application/json");
+  else if (method == "DELETE") r = cli.Delete(path, h);
+  HttpReply out;
+  if (!r) return out;
+  out.status = r->status;
+  out.body = r->body;
+  for (auto& [k, v] : r->headers) out.headers[k] = v;
+  return out;
+}
+
+Json Daemon::start(const Json& req) const {
+  auto r = post("/api/workers", req.dump());
+  INFO("start " << req.dump() << " -> " << r.status << " " << r.body);
+  REQUIRE(r.status == 201);
+  return r.json();
+}
+
+Json Daemon::worker(int64_t id) const {
+  auto r = get("/api/workers/" + std::to_string(id));
+  INFO("worker " << id << " -> " << r.status << " " << r.body);
+  REQUIRE(r.status == 200);
+  return r.json();
+}
+
+bool Daemon::wait_state(int64_t id, const std::string& state, std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return worker(id)["state"] == state; }, timeout);
+}
+
+int Daemon::terminate(std::chrono::milliseconds timeout) {
+  REQUIRE(pid_ > 0);
+  ::kill(pid_, SIGTERM);
+  int status = -1;
+  bool done = wait_until([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, timeout);
+  INFO("daemon stderr: " << stderr_text());
+  REQUIRE(done);
+  pid_ = -1;
+  return status;
+}
+
+void Daemon::kill_hard() {
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int64_t query_int(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+  INFO(sql << ": " << sqlite3_errmsg(db));
+  REQUIRE(rc == SQLITE_OK);
+  int64_t v = -1;
+  if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
+std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::string stat = read_file("/proc/" + std::string(e->d_name) + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 4 >= stat.size()) continue;
+    char state = stat[close + 2];
+    pid_t ppid = static_cast<pid_t>(atoi(stat.c_str() + close + 4));
+    if (ppid == parent && (!zombies_only || state == 'Z')) out.push_back(pid);
+  }
+  closedir(d);
+  return out;
+}
+
+}  // namespace fwtest

@@ -1,0 +1,157 @@
+// The supervisor core against real processes: restart policies, stop
+// escalation, exec failures, exit storms and adopted orphans, each checked in
+// the daemon's SQLite file and over its API.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "daemon_harness.h"
+
+using namespace fwtest;
+
+namespace {
+
+int64_t rows(const Daemon& d, const std::string& where) {
+  return query_int(d.db_path(), "SELECT count(*) FROM wait_status WHERE " + where);
+}
+
+int64_t metric(const Daemon& d, const std::string& name) {
+  auto r = d.request("GET", "/metrics", "", {}, false);
+  REQUIRE(r.status == 200);
+  auto pos = r.body.find("\n" + name + " ");
+  REQUIRE(pos != std::string::npos);
+  return std::stoll(r.body.substr(pos + name.size() + 2));
+}
+
+}  // namespace
+
+TEST_CASE("a config with several programs starts every instance and stops them all on SIGTERM", "[integration]") {
+  Daemon d({.config = R"({"programs": [
+      {"name": "sleepers", "command": ["exit-with", "--sleep"], "instances": 3, "restart": "always"},
+      {"name": "threads", "command": ["thread-spawner", "--threads", "4"]},
+      {"name": "later", "command": ["exit-with"], "autostart": false}]})"});
+  Json workers;
+  REQUIRE(wait_until([&] {
+    workers = d.get("/api/workers").json()["workers"];
+    int running = 0;
+    for (auto& w : workers) running += w["state"] == "running";
+    return running == 4;
+  }));
+  REQUIRE(workers.size() == 5);
+  CHECK(workers[0]["name"] == "sleepers:0");
+  CHECK(workers[4]["name"] == "later");
+  CHECK(workers[4]["state"] == "stopped");
+  for (int i = 0; i < 4; ++i) CHECK(workers[i]["pid"].get<int>() > 0);
+
+  int status = d.terminate();
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  // Every worker's exit was recorded before the daemon exited: 3 sleepers
+  // killed by SIGTERM (default action), the thread spawner exiting cleanly.
+  CHECK(rows(d, "wifsignaled = 1 AND wtermsig = 15") == 3);
+  CHECK(rows(d, "worker_id = 4 AND wifexited = 1 AND wexitstatus = 0") == 1);
+}
+
+TEST_CASE("the restart policy stops at max_restarts and the worker becomes fatal", "[integration]") {
+  Daemon d;
+  auto w = d.start({{"program", "exit-with"}, {"args", {"--code", "3"}}, {"restart", "on-failure"},
+                    {"restart_delay_ms", 1}, {"max_restarts", 3}});
+  const int64_t id = w["id"];
+  REQUIRE(d.wait_state(id, "fatal"));
+  auto now = d.worker(id);
+  CHECK(now["restarts"] == 3);
+  CHECK(now["fatal_reason"].get<std::string>().find("max_restarts") != std::string::npos);
+  REQUIRE(wait_until([&] { return rows(d, "worker_id = " + std::to_string(id)) == 4; }));
+  CHECK(rows(d, "worker_id = " + std::to_string(id) + " AND wexitstatus = 3 AND adopted = 0") == 4);
+  // on-failure does not restart a clean exit.
+  auto ok = d.start({{"program", "exit-with"}, {"restart", "on-failure"}});
+  CHECK(d.wait_state(ok["id"], "exited"));
+  CHECK(d.worker(ok["id"])["restarts"] == 0);
+}
+
+TEST_CASE("a worker that ignores SIGTERM is killed after its stop timeout", "[integration]") {
+  Daemon d;
+  auto w = d.start({{"program", "exit-with"}, {"args", {"--ignore-term", "--sleep"}}, {"stop_timeout_ms", 300}});
+  const int64_t id = w["id"];
+  REQUIRE(d.wait_state(id, "running"));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = d.post("/api/workers/" + std::to_string(id) + "/stop");
+  REQUIRE(r.status == 200);
+  REQUIRE(d.wait_state(id, "stopped"));
+  const auto elapsed = std::chrono::steady_clock::now() - t0;
+  CHECK(elapsed >= 300ms);
+  auto last = d.worker(id)["last_exit"];
+  CHECK(last["wifsignaled"] == true);
+  CHECK(last["wtermsig"] == SIGKILL);
+}
+
+TEST_CASE("a missing binary is a fatal spawn error with the reason, never a crash loop", "[integration]") {
+  // A script whose interpreter does not exist fails in execve itself, so the
+  // reason travels through the close-on-exec status pipe.
+  const std::string dir = make_temp_dir("fw-bad");
+  const std::string script = dir + "/bad-interp";
+  std::ofstream(script) << "#!/nonexistent/interpreter\n";
+  chmod(script.c_str(), 0755);
+  Daemon d({.config = R"({"programs": [
+      {"name": "ghost", "command": ["no-such-program-anywhere"], "restart": "always"},
+      {"name": "badexec", "command": [")" + script + R"("], "restart": "always", "restart_delay_ms": 1}]})"});
+  REQUIRE(d.wait_state(1, "fatal"));
+  REQUIRE(d.wait_state(2, "fatal"));
+  CHECK(d.worker(1)["fatal_reason"] ==
+        "command not found: no-such-program-anywhere (looked in " FORKWATCH_BIN_DIR " and PATH)");
+  CHECK(d.worker(2)["fatal_reason"] == "execve(" + script + "): No such file or directory");
+  CHECK(d.worker(2)["restarts"] == 0);
+  // The failed child's own exit (127) is recorded, once.
+  REQUIRE(wait_until([&] { return rows(d, "worker_id = 2") == 1; }));
+  CHECK(rows(d, "worker_id = 2 AND wexitstatus = 127") == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("an exit storm of 1000 children is recorded in full, with coalesced SIGCHLDs and no zombie", "[integration][slow]") {
+  // 1000 instances that all exit at the same instant, 2 s from now.
+  const auto at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count() + 2500;
+  Daemon d({.config = R"({"programs": [{"name": "storm", "command": ["exit-with", "--at-ms", ")" +
+                          std::to_string(at) + R"(", "--code", "7"], "instances": 1000, "restart": "no"}]})"});
+  const int64_t wakeups_before = metric(d, "forkwatch_sigchld_wakeups_total");
+  REQUIRE(wait_until([&] { return rows(d, "wexitstatus = 7") == 1000; }, 60s));
+  CHECK(rows(d, "adopted = 0 AND wifexited = 1") == 1000);
+  CHECK(query_int(d.db_path(), "SELECT count(DISTINCT worker_id) FROM wait_status") == 1000);
+  const int64_t wakeups = metric(d, "forkwatch_sigchld_wakeups_total") - wakeups_before;
+  INFO("SIGCHLD wake-ups for 1000 exits: " << wakeups);
+  CHECK(wakeups < 1000);  // signals coalesced, and the reaper drained them all anyway
+  CHECK(zombie_children(d.pid()).empty());
+}
+
+TEST_CASE("orphan-maker's 200 orphans are adopted, attributed to their worker, and reaped", "[integration]") {
+  Daemon d;
+  auto w = d.start({{"program", "orphan-maker"}, {"args", {"--children", "200", "--linger-ms", "300"}}});
+  const int64_t id = w["id"];
+  REQUIRE(wait_until([&] { return rows(d, "adopted = 1") == 200; }, 30s));
+  CHECK(rows(d, "adopted = 1 AND worker_id = " + std::to_string(id) + " AND wifexited = 1") == 200);
+  REQUIRE(d.wait_state(id, "exited"));
+  CHECK(d.worker(id)["last_exit"]["wexitstatus"] == 0);
+  CHECK(zombie_children(d.pid()).empty());
+  CHECK(metric(d, "forkwatch_adopted_orphans_total") == 200);
+}
+
+TEST_CASE("stop reaches descendants that left the process group with setsid", "[integration]") {
+  Daemon d;
+  auto w = d.start({{"program", "orphan-maker"},
+                    {"args", {"--children", "5", "--setsid", "--stay", "--linger-ms", "600000"}},
+                    {"stop_timeout_ms", 500}});
+  const int64_t id = w["id"];
+  REQUIRE(d.wait_state(id, "running"));
+  // The five setsid'd children were re-parented to the daemon once their middle process exited.
+  REQUIRE(wait_until([&] { return children_of(d.pid()).size() == 6; }));
+  REQUIRE(d.post("/api/workers/" + std::to_string(id) + "/stop").status == 200);
+  REQUIRE(d.wait_state(id, "stopped"));
+  // Every orphan died by a signal and was reaped as adopted, attributed to the worker.
+  REQUIRE(wait_until([&] { return rows(d, "adopted = 1 AND wifsignaled = 1") == 5; }));
+  CHECK(rows(d, "adopted = 1 AND worker_id = " + std::to_string(id)) == 5);
+  CHECK(zombie_children(d.pid()).empty());
+}
