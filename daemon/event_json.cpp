@@ -8,7 +8,7 @@ namespace {
 nlohmann::json wait_record_object(const WaitRecord& r) {
   const WaitStatus& s = r.status;
   nlohmann::json j = {
-      {"id", r.id},
+      {"id", r.id > 0 ? nlohmann::json(r.id) : nlohmann::json(nullptr)},  // null until stored
       {"ts_ns", r.ts_ns},
       {"pid", r.pid},
       {"worker_id", r.worker_id ? nlohmann::json(*r.worker_id) : nlohmann::json(nullptr)},

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,6 +125,13 @@ int main(int argc, char** argv) {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  // A supervisor holds three fds per worker: raise the soft fd limit to the
+  // hard one. Workers get the original back (select() breaks above 1024).
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  const rlim_t worker_nofile = nofile.rlim_cur;
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) die(1, std::string("prctl(PR_SET_CHILD_SUBREAPER): ") + strerror(errno));
 
   ensure_state_dir(flags.state_dir);
@@ -135,7 +143,8 @@ int main(int argc, char** argv) {
     config = *c;
   }
   const std::string exe_dir = self_dir();
-  if (flags.workers_dir.empty()) flags.workers_dir = pick_dir({exe_dir, FORKWATCH_LIBEXEC_DIR}, "exit-with");
+  if (flags.workers_dir.empty())
+    flags.workers_dir = pick_dir({exe_dir, exe_dir + "/../libexec/forkwatch", FORKWATCH_LIBEXEC_DIR}, "exit-with");
   if (flags.web_dir.empty())
     flags.web_dir = pick_dir({exe_dir + "/../share/forkwatch/web", FORKWATCH_WEB_DIR, FORKWATCH_SOURCE_WEB_DIR},
                              "index.html");
@@ -148,8 +157,11 @@ int main(int argc, char** argv) {
 
   fw::Notifier notifier = fw::Notifier::from_environment(fw::process_notify_environment(), getpid());
   fw::unset_notify_environment();
-  auto listen_fds = fw::adopt_listen_fds(env, getpid());
+  auto listen_fds = fw::take_listen_fds();
   if (!listen_fds) die(2, "socket activation: " + listen_fds.error().message());
+  int activated_fd = -1;
+  for (auto& l : *listen_fds)
+    if (activated_fd < 0 && fw::is_listening_stream_socket(l.fd.get())) activated_fd = l.fd.release();
 
   auto loop = fw::EventLoop::create();
   if (!loop) die(1, loop.error().message());
@@ -159,7 +171,8 @@ int main(int argc, char** argv) {
   fw::SupervisorCounters counters;
   fw::EventHub hub(20000, flags.max_sse_clients);
   fw::Supervisor supervisor(**loop, **commands, snapshots, counters,
-                            fw::SupervisorOptions{flags.workers_dir, flags.state_dir + "/logs", flags.max_workers});
+                            fw::SupervisorOptions{flags.workers_dir, flags.state_dir + "/logs", flags.max_workers,
+                                                  static_cast<int64_t>(worker_nofile)});
   if (auto st = supervisor.init(); !st) die(1, st.error().message());
   supervisor.add_sink(store->get());  // first: an event is queued for SQLite before anyone can see it
   supervisor.add_sink(&hub);
@@ -209,10 +222,25 @@ int main(int argc, char** argv) {
   deps.store_metrics = [store_ptr] { return fw::render_store_metrics(store_ptr->stats()); };
   deps.started_mono_ns = fw::monotonic_ns();
   fw::ApiServer api(deps, api_opts);
-  auto port = listen_fds->empty() ? api.bind(flags.listen_host, flags.listen_port)
-                                  : api.adopt((*listen_fds)[0].fd.release());
+  auto port = activated_fd < 0 ? api.bind(flags.listen_host, flags.listen_port) : api.adopt(activated_fd);
   if (!port) die(2, "--listen " + flags.listen_host + ":" + std::to_string(flags.listen_port) + ": " +
                         port.error().message());
+
+  // Serve first: the API answers (from the loop, once it runs) while hundreds
+  // of workers are still being started.
+  supervisor.publish_now();
+  if (auto st = api.start(); !st) die(1, st.error().message());
+  if (!flags.port_file.empty()) write_port_file(flags.port_file, *port);
+  std::string shown_host = flags.listen_host.find(':') != std::string::npos ? "[" + flags.listen_host + "]" : flags.listen_host;
+  std::cerr << "forkwatchd: listening on http://" << shown_host << ":" << *port << std::endl;
+  if (!flags.no_auth) {
+    // The journal is readable by more people than the token file: no token there.
+    if (getenv("JOURNAL_STREAM"))
+      std::cerr << "forkwatchd: dashboard: http://" << shown_host << ":" << *port << "/?token=<the token in "
+                << flags.token_file << ">" << std::endl;
+    else
+      std::cerr << "forkwatchd: dashboard: http://" << shown_host << ":" << *port << "/?token=" << token << std::endl;
+  }
 
   // Workers from the config and the ones the API started before a restart.
   supervisor.apply_config(config);
@@ -231,12 +259,6 @@ int main(int argc, char** argv) {
   supervisor.publish_now();
   sampler.start();
 
-  if (auto st = api.start(); !st) die(1, st.error().message());
-  if (!flags.port_file.empty()) write_port_file(flags.port_file, *port);
-  std::string shown_host = flags.listen_host.find(':') != std::string::npos ? "[" + flags.listen_host + "]" : flags.listen_host;
-  std::cerr << "forkwatchd: listening on http://" << shown_host << ":" << *port << std::endl;
-  if (!flags.no_auth)
-    std::cerr << "forkwatchd: dashboard: http://" << shown_host << ":" << *port << "/?token=" << token << std::endl;
   notifier.ready();
   notifier.status(std::to_string(config.programs.size()) + " programs, " + std::to_string(persisted.size()) + " restored workers");
   // The watchdog pings come from the loop thread: a stuck loop stops them.

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/pidfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -42,6 +42,12 @@ enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kSta
     child_fail(status_w, kStageDup);
   // Everything above 2 closes at exec, the status pipe included; nothing leaks.
   syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+  if (req.nofile_soft >= 0) {
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = static_cast<rlim_t>(req.nofile_soft);
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
   if (!req.cwd.empty() && chdir(req.cwd.c_str()) != 0) child_fail(status_w, kStageChdir);
   execve(req.path.c_str(), argv, envp);
   child_fail(status_w, kStageExec);

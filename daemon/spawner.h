@@ -24,6 +24,7 @@ struct SpawnRequest {
   std::vector<std::string> argv;  // argv[0] included
   std::vector<std::string> envp;  // "NAME=value"
   std::string cwd;                // empty: inherit
+  int64_t nofile_soft = -1;       // soft RLIMIT_NOFILE to set in the child; -1: inherit
 };
 
 struct SpawnedChild {

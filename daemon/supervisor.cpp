@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/pidfd.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -245,7 +244,8 @@ void Supervisor::start_process(Worker& w) {
   }
   auto env = w.spec.env;
   env[kWorkerIdEnv] = std::to_string(w.id);
-  w.request = SpawnRequest{*path, w.spec.command, build_environment(environ, env), w.spec.cwd};
+  w.request = SpawnRequest{*path, w.spec.command, build_environment(environ, env), w.spec.cwd,
+                           options_.worker_nofile};
   auto child = spawn(w.request, devnull_.get());
   if (!child) {
     // fork or pipe failed: resources, not the program. Let the policy retry.

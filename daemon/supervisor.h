@@ -32,6 +32,7 @@ struct SupervisorOptions {
   std::string workers_dir;   // where bare catalogue commands are found
   std::string logs_dir;      // worker output files; empty: memory only
   size_t max_workers = 1000;
+  int64_t worker_nofile = -1;  // soft RLIMIT_NOFILE for workers; -1: inherit the daemon's
 };
 
 // A worker the store remembered (started through the API): recreated at start.

@@ -77,7 +77,13 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
     execv(argv[0], argv.data());
     _exit(127);
   }
-  const bool up = wait_until([&] { return std::filesystem::exists(port_file); }, 15s);
+  // Generous: a loaded 2-core CI machine can take seconds to exec a daemon.
+  const bool up = wait_until([&] { return std::filesystem::exists(port_file); }, 60s);
+  if (!up) {
+    ::kill(pid_, SIGKILL);  // never leave a daemon behind a failed test
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
   INFO("daemon stderr: " << stderr_text());
   REQUIRE(up);
   port_ = std::stoi(read_file(port_file));
@@ -110,10 +116,9 @@ HttpReply Daemon::request(const std::string& method, const std::string& path, co
   httplib::Headers h;
   if (auth) h.emplace("Authorization", "Bearer " + token_);
   for (auto& [k, v] : headers) h.emplace(k, v);
-  httplib::Result r;
-  if (method == "GET") r = cli.Get(path, h);
-  else if (method == "POST") r = cli.Post(path, h, body, "application/json");
-  else if (method == "DELETE") r = cli.Delete(path, h);
+  httplib::Result r = method == "GET"    ? cli.Get(path, h)
+                      : method == "POST" ? cli.Post(path, h, body, "application/json")
+                                         : cli.Delete(path, h);
   HttpReply out;
   if (!r) return out;
   out.status = r->status;

@@ -75,9 +75,14 @@ TEST_CASE("the restart policy stops at max_restarts and the worker becomes fatal
 
 TEST_CASE("a worker that ignores SIGTERM is killed after its stop timeout", "[integration]") {
   Daemon d;
-  auto w = d.start({{"program", "exit-with"}, {"args", {"--ignore-term", "--sleep"}}, {"stop_timeout_ms", 300}});
+  auto w = d.start({{"program", "exit-with"}, {"args", {"--ignore-term", "--stdout", "ready", "--sleep"}},
+                    {"stop_timeout_ms", 300}});
   const int64_t id = w["id"];
-  REQUIRE(d.wait_state(id, "running"));
+  // exit-with prints after it has set SIGTERM to ignored: only then is the test fair.
+  REQUIRE(wait_until([&] {
+    return d.get("/api/workers/" + std::to_string(id) + "/logs").json()["lines"].dump().find("ready") !=
+           std::string::npos;
+  }));
   const auto t0 = std::chrono::steady_clock::now();
   auto r = d.post("/api/workers/" + std::to_string(id) + "/stop");
   REQUIRE(r.status == 200);
