@@ -1,5 +1,6 @@
 #include "task_pool.h"
 
+#include <pthread.h>
 #include <algorithm>
 #include <chrono>
 
@@ -25,7 +26,10 @@ void TaskPool::enqueue(std::function<void()> fn) {
   finished_.clear();
   if (idle_ < tasks_.size() && threads_ < max_threads_) {
     ++threads_;
-    workers_.emplace_back([this] { run(); });
+    workers_.emplace_back([this] {
+      pthread_setname_np(pthread_self(), "fw-http");  // so the tree shows what each thread is
+      run();
+    });
   }
   lock.unlock();
   cv_.notify_one();

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include <pthread.h>
 #include <algorithm>
 #include <iterator>
 
@@ -208,6 +209,7 @@ StoreStats Store::stats() const {
 }
 
 void Store::run() {
+  pthread_setname_np(pthread_self(), "fw-store");
   std::vector<Item> batch;  // taken from the queue; kept across failed attempts
   int64_t backoff_ms = 0;
   bool stop_seen = false;

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,13 @@
 #include <thread>
 
 namespace fwtest {
+
+// A test client writing to a connection the daemon closed (say, after a 413
+// judged from the headers) must see EPIPE, not die of SIGPIPE.
+[[maybe_unused]] const bool kSigpipeIgnored = [] {
+  signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
 
 std::string bin(const std::string& name) { return std::string(FORKWATCH_BIN_DIR) + "/" + name; }
 
@@ -68,9 +76,12 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
   pid_ = fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
+    // A test process killed by a timeout must not leave its daemon behind.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     FILE* err = freopen(err_path.c_str(), "a", stderr);
     (void)err;
     for (const auto& [k, v] : options_.env) setenv(k.c_str(), v.c_str(), 1);
+    if (options_.before_exec) options_.before_exec();
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

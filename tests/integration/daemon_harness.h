@@ -34,6 +34,10 @@ struct DaemonOptions {
   std::vector<std::string> args;       // extra flags
   std::map<std::string, std::string> env;
   std::string state_dir;               // reuse a state dir (restart tests); empty: a new one
+  // Runs in the child after fork and after `env` is set, just before exec:
+  // for what only the child knows (its own pid: WATCHDOG_PID, LISTEN_PID)
+  // and fds to pass (socket activation). Keep it to setenv/dup2/fcntl.
+  std::function<void()> before_exec;
 };
 
 class Daemon {

@@ -46,6 +46,13 @@ TEST_CASE("a config with several programs starts every instance and stops them a
   CHECK(workers[4]["name"] == "later");
   CHECK(workers[4]["state"] == "stopped");
   for (int i = 0; i < 4; ++i) CHECK(workers[i]["pid"].get<int>() > 0);
+  // "running" means exec succeeded, not that the program has set up its
+  // SIGTERM handling; the thread spawner says so once its threads exist.
+  const int spawner_id = workers[3]["id"].get<int>();
+  REQUIRE(wait_until([&] {
+    return d.get("/api/workers/" + std::to_string(spawner_id) + "/logs").json()["lines"].dump().find("started") !=
+           std::string::npos;
+  }));
 
   int status = d.terminate();
   REQUIRE(WIFEXITED(status));
