@@ -1,0 +1,105 @@
+// The dashboard's pure modules (no browser): wait statuses in words, argument
+// splitting, and the tree model that the virtual list and the drawing use.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  describeWait, splitArgs, quoteArg, formatArgv, formatBytes, formatDuration, signalName,
+} from '../../web/js/format.js';
+import { TreeModel, icicleLayout } from '../../web/js/tree_model.js';
+
+const wait = (over) => ({
+  wifexited: false, wexitstatus: 0, wifsignaled: false, wtermsig: 0, wcoredump: false,
+  wifstopped: false, wstopsig: 0, wifcontinued: false, raw_status: 0, ...over,
+});
+
+test('wait statuses read as words', () => {
+  assert.equal(describeWait(wait({ wifexited: true, wexitstatus: 12 })), 'exited 12');
+  assert.equal(describeWait(wait({ wifsignaled: true, wtermsig: 11, wcoredump: true })),
+    'killed by SIGSEGV, core dumped');
+  assert.equal(describeWait(wait({ wifsignaled: true, wtermsig: 15 })), 'killed by SIGTERM');
+  assert.equal(describeWait(wait({ wifstopped: true, wstopsig: 19 })), 'stopped by SIGSTOP');
+  assert.equal(describeWait(wait({ wifcontinued: true })), 'continued');
+  assert.equal(signalName(34), 'SIGRTMIN');
+  assert.equal(signalName(36), 'SIGRTMIN+2');
+});
+
+test('arguments split like a shell and quote back', () => {
+  assert.deepEqual(splitArgs('--code 12').args, ['--code', '12']);
+  assert.deepEqual(splitArgs(`'<img src=x onerror=alert(1)>'`).args, ['<img src=x onerror=alert(1)>']);
+  assert.deepEqual(splitArgs(`a "b c" d\\ e ''`).args, ['a', 'b c', 'd e', '']);
+  assert.match(splitArgs(`"open`).error, /unclosed/);
+  const tricky = ['plain', 'with space', `it's`, '', '<b>"x"</b>', 'back\\slash'];
+  assert.deepEqual(splitArgs(formatArgv(tricky)).args, tricky);
+  assert.equal(quoteArg('--port'), '--port');
+});
+
+test('sizes and durations are short', () => {
+  assert.equal(formatBytes(0), '0 B');
+  assert.equal(formatBytes(1536), '1.50 KiB');
+  assert.equal(formatBytes(300 * 1024 * 1024), '300 MiB');
+  assert.equal(formatDuration(59), '59s');
+  assert.equal(formatDuration(3725), '1h 02m');
+});
+
+function node(pid, children = [], threads = [], extra = {}) {
+  return { pid, ppid: 0, comm: `p${pid}`, cmdline: `p${pid} --x`, state: 'S', cpu_percent: 0, rss_bytes: 4096,
+    worker_id: null, worker_name: null, threads, children, ...extra };
+}
+
+test('flatten draws htop guides, threads first, and honours collapse', () => {
+  const t = (tid, name) => ({ tid, name, state: 'S', cpu_percent: 0 });
+  const roots = [node(1, [node(2, [node(4)], [t(2, 'main'), t(3, 'spawn-1')]), node(5)])];
+  const m = new TreeModel();
+  m.threadsDefault = true;
+  m.setTree(roots);
+  const lines = m.flatten().map((r) => `${r.guide}${r.thread ? `~${r.thread.name}` : r.node.pid}`);
+  assert.deepEqual(lines, ['1', '├─ 2', '│  ├─ ~main', '│  ├─ ~spawn-1', '│  └─ 4', '└─ 5']);
+  m.toggleThreads(2);
+  m.toggleChildren(2);
+  assert.deepEqual(m.flatten().map((r) => r.node.pid), [1, 2, 5]);
+  assert.equal(m.processes, 4);
+  assert.equal(m.threads, 5);
+});
+
+test('a filter keeps matches and their ancestors, and finds threads by name', () => {
+  const roots = [node(1, [node(2, [node(3, [], [], { comm: 'needle' })]), node(4, [], [
+    { tid: 4, name: 'p4', state: 'S', cpu_percent: 0 }, { tid: 9, name: 'worker-thread', state: 'R', cpu_percent: 5 }])])];
+  const m = new TreeModel();
+  m.setTree(roots);
+  m.collapsed.add(2);  // a collapsed subtree still shows its match
+  m.filter = 'NEEDLE';
+  assert.deepEqual(m.flatten().map((r) => [r.node.pid, r.hit]), [[1, false], [2, false], [3, true]]);
+  m.filter = 'worker-thread';
+  const rows = m.flatten();
+  assert.deepEqual(rows.map((r) => (r.thread ? `t${r.thread.tid}` : r.node.pid)), [1, 4, 't9']);
+});
+
+test('a fork chain 20,000 deep flattens without recursion', () => {
+  let leaf = node(20000);
+  for (let pid = 19999; pid >= 1; pid -= 1) leaf = node(pid, [leaf]);
+  const m = new TreeModel();
+  m.setTree([leaf]);
+  const rows = m.flatten();
+  assert.equal(rows.length, 20000);
+  assert.equal(rows[19999].depth, 19999);
+  assert.equal(icicleLayout([leaf]).depth, 19999);
+});
+
+test('patch reports a pid it does not know, or a changed thread count', () => {
+  const m = new TreeModel();
+  m.setTree([node(1, [node(2, [], [{ tid: 2 }, { tid: 3 }])])]);
+  assert.equal(m.patch([{ pid: 1, state: 'R', cpu_percent: 50, rss_bytes: 8192, num_threads: 1 }]), false);
+  assert.equal(m.byPid.get(1).cpu_percent, 50);
+  assert.equal(m.patch([{ pid: 2, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 3 }]), true);
+  assert.equal(m.patch([{ pid: 99, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 1 }]), true);
+});
+
+test('the icicle shares width by leaves', () => {
+  const roots = [node(1, [node(2, [node(3), node(4), node(5)]), node(6)])];
+  const { cells, depth } = icicleLayout(roots);
+  const by = new Map(cells.map((c) => [c.node.pid, c]));
+  assert.equal(depth, 2);
+  assert.equal(by.get(1).x1 - by.get(1).x0, 1);
+  assert.ok(Math.abs(by.get(2).x1 - by.get(2).x0 - 0.75) < 1e-9);
+  assert.ok(Math.abs(by.get(6).x0 - 0.75) < 1e-9);
+});
