@@ -1,6 +1,7 @@
 // forkwatchd: parses flags, blocks signals before any thread exists, opens the
 // store, starts the API, and runs the supervisor's loop on the main thread.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -35,9 +36,54 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// One line on stderr (with its journal priority under systemd), then exit.
 [[noreturn]] void die(int code, const std::string& line) {
-  std::cerr << "forkwatchd: " << line << std::endl;
+  fw::log::error(line);
   std::exit(code);
+}
+
+// STATUS= text for systemctl status: workers per state, e.g.
+// "3 running, 1 backoff" (states in lifecycle order, zero counts left out).
+std::string status_text(const fw::Snapshot& s) {
+  static const char* const kStates[] = {"starting", "running", "stopping", "backoff",
+                                        "exited",   "stopped", "fatal"};
+  std::map<std::string, int> counts;
+  for (const auto& w : s.workers) ++counts[w.state];
+  std::string text;
+  for (const char* state : kStates) {
+    auto it = counts.find(state);
+    if (it == counts.end()) continue;
+    text += (text.empty() ? "" : ", ") + std::to_string(it->second) + " " + state;
+  }
+  return text.empty() ? "no workers" : text;
+}
+
+// Test-only (docs/operations.md): FORKWATCH_TEST_HOLD_LOOP names a FIFO; an
+// "h" written to it holds the loop thread inside its handler, as a wedged
+// handler would, until an "r" arrives (or 60 s pass). The watchdog tests use
+// it to show that pings come from the loop. Never reachable over the API.
+void install_loop_hold_hook(fw::EventLoop& loop, fw::Fd& fifo) {
+  const char* path = getenv("FORKWATCH_TEST_HOLD_LOOP");
+  if (!path || !*path) return;
+  // O_RDWR: we are a writer too, so the FIFO never reports hang-up.
+  fifo = fw::Fd(open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  unsetenv("FORKWATCH_TEST_HOLD_LOOP");
+  if (!fifo) die(2, std::string("FORKWATCH_TEST_HOLD_LOOP ") + path + ": " + strerror(errno));
+  const int fd = fifo.get();
+  auto st = loop.add(fd, [fd](uint32_t) {
+    char c = 0;
+    while (read(fd, &c, 1) == 1) {
+      if (c != 'h') continue;
+      fw::log::warning("test hook: loop thread held");
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      for (c = 0; c != 'r' && std::chrono::steady_clock::now() < deadline;) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 1000) == 1 && read(fd, &c, 1) != 1) c = 0;
+      }
+      fw::log::warning("test hook: loop thread released");
+    }
+  });
+  if (!st) die(1, st.error().message());
 }
 
 std::map<std::string, std::string> environment_map() {
@@ -203,7 +249,18 @@ int main(int argc, char** argv) {
     return fw::load_config(flags.config);
   });
   supervisor.set_on_reload_done([&notifier](bool) { notifier.ready(); });
-  supervisor.set_on_shutdown([&notifier] { notifier.stopping(); });
+  // STOPPING=1 first, so systemd knows while workers are still being stopped.
+  supervisor.set_on_stopping([&notifier] { notifier.stopping(); });
+  std::string last_status;
+  supervisor.set_on_publish([&notifier, &last_status](const fw::Snapshot& s) {
+    if (!notifier.enabled()) return;
+    std::string text = status_text(s);
+    if (text == last_status) return;
+    last_status = text;
+    notifier.status(text);
+  });
+  fw::Fd hold_fifo;
+  install_loop_hold_hook(**loop, hold_fifo);
 
   fw::ApiOptions api_opts;
   api_opts.token = token;
@@ -232,14 +289,14 @@ int main(int argc, char** argv) {
   if (auto st = api.start(); !st) die(1, st.error().message());
   if (!flags.port_file.empty()) write_port_file(flags.port_file, *port);
   std::string shown_host = flags.listen_host.find(':') != std::string::npos ? "[" + flags.listen_host + "]" : flags.listen_host;
-  std::cerr << "forkwatchd: listening on http://" << shown_host << ":" << *port << std::endl;
+  const std::string shown_url = "http://" + shown_host + ":" + std::to_string(*port);
+  fw::log::notice("listening on " + shown_url);
   if (!flags.no_auth) {
     // The journal is readable by more people than the token file: no token there.
     if (getenv("JOURNAL_STREAM"))
-      std::cerr << "forkwatchd: dashboard: http://" << shown_host << ":" << *port << "/?token=<the token in "
-                << flags.token_file << ">" << std::endl;
+      fw::log::notice("dashboard: " + shown_url + "/?token=<the token in " + flags.token_file + ">");
     else
-      std::cerr << "forkwatchd: dashboard: http://" << shown_host << ":" << *port << "/?token=" << token << std::endl;
+      fw::log::notice("dashboard: " + shown_url + "/?token=" + token);
   }
 
   // Workers from the config and the ones the API started before a restart.
@@ -259,8 +316,9 @@ int main(int argc, char** argv) {
   supervisor.publish_now();
   sampler.start();
 
+  // Every configured and restored worker has been asked to start; STATUS=
+  // follows each published snapshot (on_publish above).
   notifier.ready();
-  notifier.status(std::to_string(config.programs.size()) + " programs, " + std::to_string(persisted.size()) + " restored workers");
   // The watchdog pings come from the loop thread: a stuck loop stops them.
   std::function<void()> ping;
   if (auto interval = notifier.watchdog_interval()) {

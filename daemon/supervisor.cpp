@@ -28,6 +28,7 @@ struct Supervisor::Worker {
   bool persistent = false;
   WorkerState state = WorkerState::kStopped;
   pid_t pid = -1;         // main process; -1 once reaped (set back exactly once, in on_reaped)
+  pid_t spawned_pid = -1;  // the last pid spawned, kept after reaping for the spawn event
   uint64_t start_time = 0;  // proc start time of `pid`, to tell its group from a reused number
   Fd pidfd;
   Fd exec_status;         // open while the child has not exec'd yet
@@ -160,7 +161,7 @@ void Supervisor::on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, 
       fail_fatal(w, outcome.error);
       return;
     }
-    input(w, WorkerInput::kExecOk);
+    confirm_exec(w);
   }
   e.kind = EventKind::kExit;
   emit(std::move(e));
@@ -259,6 +260,7 @@ void Supervisor::start_process(Worker& w) {
   }
   ++counters_.spawns;
   w.pid = child->pid;
+  w.spawned_pid = child->pid;
   w.pidfd = std::move(child->pidfd);
   w.start_time = 0;
   w.started_mono_ns = monotonic_ns();
@@ -287,14 +289,21 @@ void Supervisor::on_exec_status(int64_t id) {
     fail_fatal(*w, outcome.error);  // the child exits 127; its status is recorded when reaped
     return;
   }
-  w->start_time = process_start_time(w->pid);
+  confirm_exec(*w);
+}
+
+// The exec succeeded: announce the spawn. Called from the status pipe's EOF,
+// or from the reaper when the child exec'd and died before that EOF was read
+// (its pid is gone then, so the event carries the pid it had).
+void Supervisor::confirm_exec(Worker& w) {
+  if (w.pid > 0) w.start_time = process_start_time(w.pid);
   Event e;
   e.kind = EventKind::kSpawn;
-  e.worker_id = w->id;
-  e.pid = w->pid;
-  e.detail = w->request.path;
+  e.worker_id = w.id;
+  e.pid = w.spawned_pid;
+  e.detail = w.request.path;
   emit(std::move(e));
-  input(*w, WorkerInput::kExecOk);
+  input(w, WorkerInput::kExecOk);
 }
 
 void Supervisor::fail_fatal(Worker& w, const std::string& reason) {
@@ -494,6 +503,20 @@ void Supervisor::remove_worker(int64_t id) {
   // Pipes stay until EOF: late output of the last process still gets logged.
   workers_.erase(id);
   dirty_ = true;
+  // Replacements waiting for this worker (a reload changed their program).
+  start_after_.erase(id);
+  std::vector<int64_t> ready;
+  for (auto it = start_after_.begin(); it != start_after_.end();) {
+    std::erase(it->second, id);
+    if (it->second.empty()) {
+      ready.push_back(it->first);
+      it = start_after_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (int64_t next : ready)
+    if (Worker* n = find(next); n && !shutting_down_) input(*n, WorkerInput::kStart);
   check_shutdown_done();
 }
 
@@ -542,17 +565,21 @@ void Supervisor::reload() {
     auto n = next.find(w->config_program);
     if (n == next.end() || !(*n->second == w->spec)) doomed.push_back(id);
   }
+  std::map<std::string, std::vector<int64_t>> still_stopping;  // program -> its old workers
   for (int64_t id : doomed) {
     Worker* w = find(id);
     if (!w) continue;
     if (w->state == WorkerState::kRunning || w->state == WorkerState::kStarting ||
         w->state == WorkerState::kStopping) {
       w->remove_after_stop = true;
+      still_stopping[w->config_program].push_back(id);
       input(*w, WorkerInput::kStop);
     } else {
       remove_worker(id);
     }
   }
+  // Stopping may have finished at once (a worker already gone).
+  for (auto& [name, ids] : still_stopping) std::erase_if(ids, [this](int64_t id) { return !find(id); });
   for (const auto& [name, p] : next) {
     auto old = prev.find(name);
     const bool same = old != prev.end() && *old->second == *p;
@@ -561,7 +588,11 @@ void Supervisor::reload() {
     for (int i = 0; i < p->instances; ++i) {
       std::string wname = p->instances == 1 ? p->name : p->name + ":" + std::to_string(i);
       Worker& w = create_worker(*p, p->name, wname, false, p->name);
-      if (p->autostart) input(w, WorkerInput::kStart);
+      if (!p->autostart) continue;
+      if (auto s = still_stopping.find(name); s != still_stopping.end() && !s->second.empty())
+        start_after_[w.id] = s->second;  // starts in remove_worker once they are gone
+      else
+        input(w, WorkerInput::kStart);
     }
   }
   for (const auto& [name, p] : prev)
@@ -576,6 +607,7 @@ void Supervisor::reload() {
 void Supervisor::shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
+  if (on_stopping_) on_stopping_();
   log::notice("stopping " + std::to_string(workers_.size()) + " workers");
   std::vector<Worker*> all;
   for (auto& [id, w] : workers_) all.push_back(w.get());
@@ -661,6 +693,7 @@ void Supervisor::publish_if_dirty() {
   for (const auto& [id, w] : workers_) s->workers.push_back(view(*w));
   s->catalogue = catalogue();
   if (sampler_) s->tree = sampler_->latest();
+  if (on_publish_) on_publish_(*s);
   snapshots_.publish(std::move(s));
   // Sample requests are answered once a snapshot holds a sample that fits.
   if (!sample_waiters_.empty() && sampler_) {

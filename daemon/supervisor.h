@@ -66,6 +66,10 @@ class Supervisor {
   // Called once after every worker stopped on SIGTERM/SIGINT, before the loop ends.
   void set_on_shutdown(std::function<void()> fn) { on_shutdown_ = std::move(fn); }
   void set_on_reload_done(std::function<void(bool ok)> fn) { on_reload_done_ = std::move(fn); }
+  // Called first thing on SIGTERM/SIGINT, before any worker is told to stop.
+  void set_on_stopping(std::function<void()> fn) { on_stopping_ = std::move(fn); }
+  // Called on the loop thread with each snapshot just published.
+  void set_on_publish(std::function<void(const Snapshot&)> fn) { on_publish_ = std::move(fn); }
 
   // Initial programs; starts the autostart ones.
   void apply_config(const Config& config);
@@ -86,6 +90,7 @@ class Supervisor {
   void on_commands();
   void on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, pid_t pgid);
   void on_exec_status(int64_t id);
+  void confirm_exec(Worker& w);
   void on_output(int fd);
   CommandReply handle(Command& c);
 
@@ -121,6 +126,8 @@ class Supervisor {
   std::function<Result<Config>()> reload_;
   std::function<void()> on_shutdown_;
   std::function<void(bool)> on_reload_done_;
+  std::function<void()> on_stopping_;
+  std::function<void(const Snapshot&)> on_publish_;
 
   Fd signal_fd_;
   Fd devnull_;
@@ -138,6 +145,9 @@ class Supervisor {
   };
   std::unordered_map<int, Pipe> pipes_;  // by fd; outlive their process until EOF
   std::vector<ProgramSpec> config_programs_;
+  // A changed program's new worker -> its old workers still stopping: it
+  // starts once they are gone, so it never races them for a port or a file.
+  std::map<int64_t, std::vector<int64_t>> start_after_;
   std::vector<std::pair<SampleNow, std::promise<CommandReply>>> sample_waiters_;
   uint64_t last_event_id_ = 0;
   int64_t last_worker_id_ = 0;

@@ -146,6 +146,66 @@ check_staged() {
     fail "a second install overwrote an edited programs.json"
   cmp -s "$src/systemd/programs.json" "$stage/etc/forkwatch/programs.json.example" ||
     fail "a second install did not leave programs.json.example beside the edited config"
+  case " ${FORKWATCH_INSTALLED_BINS:-} " in
+    *" forkwatchd "*) run_staged "$stage" ;;
+  esac
+}
+
+# Runs the installed daemon from the staging dir with the example config:
+# it must find its workers in libexec/forkwatch and serve its dashboard from
+# share/forkwatch/web (GET / answers the installed index.html).
+run_staged() {
+  stage=$1
+  command -v curl >/dev/null 2>&1 || { fail "curl not found (apt-get install -y curl)"; return; }
+  cp "$src/systemd/programs.json" "$stage/etc/forkwatch/programs.json"
+  # The example's echo server wants port 7421, which may be taken here: 0
+  # picks a free one; nothing else changes.
+  sed -i 's/"--port", "7421"/"--port", "0"/' "$stage/etc/forkwatch/programs.json"
+  state=$work/state
+  # Run from an unrelated directory with an empty PATH for workers: only the
+  # staged libexec/forkwatch can provide them.
+  (cd / && exec env PATH=/usr/bin:/bin "$stage/bin/forkwatchd" --listen 127.0.0.1:0 \
+    --state-dir "$state" --port-file "$work/port" \
+    --config "$stage/etc/forkwatch/programs.json" 2>"$work/daemon.err") &
+  daemon=$!
+  tries=0
+  while [ ! -s "$work/port" ] && [ $tries -lt 600 ] && kill -0 $daemon 2>/dev/null; do
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+  if [ ! -s "$work/port" ]; then
+    fail "the installed forkwatchd did not start listening:"
+    sed 's/^/    /' "$work/daemon.err"
+    kill -KILL $daemon 2>/dev/null
+    wait $daemon 2>/dev/null
+    return
+  fi
+  url=http://127.0.0.1:$(cat "$work/port")
+  token=$(cat "$state/token")
+  code=$(curl -sS -o "$work/index.html" -w '%{http_code}' "$url/") || code=none
+  [ "$code" = 200 ] || fail "GET / from the installed daemon answered $code"
+  cmp -s "$work/index.html" "$stage/share/forkwatch/web/index.html" ||
+    fail "GET / did not serve the installed share/forkwatch/web/index.html"
+  grep -qi '<html' "$work/index.html" || fail "GET / is not HTML"
+  # Both example programs run: their binaries came from libexec/forkwatch.
+  tries=0
+  running=0
+  while [ $tries -lt 300 ]; do
+    running=$(curl -sS -H "Authorization: Bearer $token" "$url/api/workers" |
+      grep -o '"state": *"running"' | wc -l)
+    [ "$running" -ge 2 ] && break
+    sleep 0.1
+    tries=$((tries + 1))
+  done
+  if [ "$running" -lt 2 ]; then
+    fail "the example programs are not running from $stage/libexec/forkwatch:"
+    curl -sS -H "Authorization: Bearer $token" "$url/api/workers" | sed 's/^/    /'
+    echo
+  fi
+  kill -TERM $daemon
+  wait $daemon
+  status=$?
+  [ $status -eq 0 ] || { fail "the installed forkwatchd exited $status on SIGTERM:"; sed 's/^/    /' "$work/daemon.err"; }
 }
 
 check_deb() {
