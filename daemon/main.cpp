@@ -283,21 +283,11 @@ int main(int argc, char** argv) {
   if (!port) die(2, "--listen " + flags.listen_host + ":" + std::to_string(flags.listen_port) + ": " +
                         port.error().message());
 
-  // Serve first: the API answers (from the loop, once it runs) while hundreds
-  // of workers are still being started.
+  // Serve at once (requests queue until the loop runs), but announce the
+  // port only once every configured and restored worker exists, so whoever
+  // waits for the port file or READY=1 finds them in /api/workers.
   supervisor.publish_now();
   if (auto st = api.start(); !st) die(1, st.error().message());
-  if (!flags.port_file.empty()) write_port_file(flags.port_file, *port);
-  std::string shown_host = flags.listen_host.find(':') != std::string::npos ? "[" + flags.listen_host + "]" : flags.listen_host;
-  const std::string shown_url = "http://" + shown_host + ":" + std::to_string(*port);
-  fw::log::notice("listening on " + shown_url);
-  if (!flags.no_auth) {
-    // The journal is readable by more people than the token file: no token there.
-    if (getenv("JOURNAL_STREAM"))
-      fw::log::notice("dashboard: " + shown_url + "/?token=<the token in " + flags.token_file + ">");
-    else
-      fw::log::notice("dashboard: " + shown_url + "/?token=" + token);
-  }
 
   // Workers from the config and the ones the API started before a restart.
   supervisor.apply_config(config);
@@ -315,6 +305,18 @@ int main(int argc, char** argv) {
   supervisor.restore(persisted);
   supervisor.publish_now();
   sampler.start();
+
+  if (!flags.port_file.empty()) write_port_file(flags.port_file, *port);
+  std::string shown_host = flags.listen_host.find(':') != std::string::npos ? "[" + flags.listen_host + "]" : flags.listen_host;
+  const std::string shown_url = "http://" + shown_host + ":" + std::to_string(*port);
+  fw::log::notice("listening on " + shown_url);
+  if (!flags.no_auth) {
+    // The journal is readable by more people than the token file: no token there.
+    if (getenv("JOURNAL_STREAM"))
+      fw::log::notice("dashboard: " + shown_url + "/?token=<the token in " + flags.token_file + ">");
+    else
+      fw::log::notice("dashboard: " + shown_url + "/?token=" + token);
+  }
 
   // Every configured and restored worker has been asked to start; STATUS=
   // follows each published snapshot (on_publish above).
