@@ -19,6 +19,7 @@
 #include "client_format.h"
 #include "client_http.h"
 #include "event.h"
+#include "parse_number.h"
 
 namespace {
 
@@ -128,12 +129,7 @@ class Args {
 
 bool is_option(const std::string& a) { return a.size() > 1 && a[0] == '-'; }
 
-std::optional<int64_t> to_int(const std::string& s) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
-  return v;
-}
+std::optional<int64_t> to_int(const std::string& s) { return forkwatch::parse_decimal<int64_t>(s); }
 
 int64_t int_arg(const std::string& what, const std::string& text, int64_t min) {
   auto v = to_int(text);

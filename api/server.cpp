@@ -14,6 +14,7 @@
 #include "history.h"
 #include "json_map.h"
 #include "log.h"
+#include "parse_number.h"
 #include "sampler.h"
 #include "task_pool.h"
 
@@ -52,9 +53,8 @@ void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.st
 
 // A path id: digits only, within int64.
 std::optional<int64_t> parse_id(const std::string& s) {
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || v <= 0) return std::nullopt;
+  auto v = parse_decimal<int64_t>(s);
+  if (!v || *v <= 0) return std::nullopt;
   return v;
 }
 
@@ -63,13 +63,12 @@ std::variant<std::optional<int64_t>, ApiError> query_int(const httplib::Request&
                                                          int64_t min, int64_t max) {
   if (!req.has_param(name)) return std::optional<int64_t>{};
   const std::string v = req.get_param_value(name);
-  int64_t n = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || end != v.data() + v.size() || n < min || n > max)
+  auto n = parse_decimal<int64_t>(v);
+  if (!n || *n < min || *n > max)
     return ApiError{422, "invalid_value",
                     std::string(name) + ": must be an integer from " + std::to_string(min) + " to " +
                         std::to_string(max) + " (got \"" + v + "\")"};
-  return std::optional<int64_t>{n};
+  return n;
 }
 
 ApiError reply_error(const CommandReply& r) {
@@ -386,11 +385,9 @@ void ApiServer::Impl::events(const httplib::Request& req, httplib::Response& res
   std::string from = req.get_header_value("Last-Event-ID");
   if (from.empty() && req.has_param("since")) from = req.get_param_value("since");
   if (!from.empty()) {
-    uint64_t v = 0;
-    auto [end, ec] = std::from_chars(from.data(), from.data() + from.size(), v);
-    if (ec != std::errc() || end != from.data() + from.size())
-      return send_error(res, {422, "invalid_value", "Last-Event-ID must be an event id (got \"" + from + "\")"});
-    after = v;
+    auto v = parse_decimal<uint64_t>(from);
+    if (!v) return send_error(res, {422, "invalid_value", "Last-Event-ID must be an event id (got \"" + from + "\")"});
+    after = *v;
   }
   if (!deps.hub->acquire())
     return send_error(res, {429, "too_many_clients",

@@ -1,6 +1,6 @@
 #include "flags.h"
 
-#include <charconv>
+#include "parse_number.h"
 
 namespace forkwatch {
 
@@ -14,12 +14,11 @@ const char* const kDaemonUsage =
 namespace {
 
 Result<int64_t> parse_int(const std::string& flag, const std::string& v, int64_t min, int64_t max) {
-  int64_t n = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (ec != std::errc() || end != v.data() + v.size() || n < min || n > max)
+  auto n = parse_decimal<int64_t>(v);
+  if (!n || *n < min || *n > max)
     return plain_error(flag + ": expected a whole number from " + std::to_string(min) + " to " +
                        std::to_string(max) + ", got \"" + v + "\"");
-  return n;
+  return *n;
 }
 
 }  // namespace

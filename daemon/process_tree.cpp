@@ -153,44 +153,51 @@ void put_cmdline(std::string& out, const std::vector<std::string>& args) {
 
 void put_state(std::string& out, char state) { put_string(out, std::string_view(&state, 1)); }
 
+// A key (with its leading comma, like ",\"pid\":") and its value.
+template <typename T>
+void put_int_field(std::string& out, std::string_view key, T v) {
+  put_raw(out, key);
+  put_int(out, v);
+}
+void put_string_field(std::string& out, std::string_view key, std::string_view v) {
+  put_raw(out, key);
+  put_string(out, v);
+}
+void put_state_field(std::string& out, std::string_view key, char state) {
+  put_raw(out, key);
+  put_state(out, state);
+}
+void put_cmdline_field(std::string& out, std::string_view key, const std::vector<std::string>& args) {
+  put_raw(out, key);
+  put_cmdline(out, args);
+}
+
 // The node fields shared by tree nodes and the single-process view, up to and
 // including "threads":[...], without the closing brace.
 void put_node_fields(std::string& out, const ProcessInfo& p, const WorkerTags& workers) {
-  put_raw(out, "{\"pid\":");
-  put_int(out, p.pid);
-  put_raw(out, ",\"ppid\":");
-  put_int(out, p.ppid);
-  put_raw(out, ",\"pgid\":");
-  put_int(out, p.pgid);
-  put_raw(out, ",\"comm\":");
-  put_string(out, p.comm);
-  put_raw(out, ",\"cmdline\":");
-  put_cmdline(out, p.cmdline);
-  put_raw(out, ",\"state\":");
-  put_state(out, p.state);
+  put_int_field(out, "{\"pid\":", p.pid);
+  put_int_field(out, ",\"ppid\":", p.ppid);
+  put_int_field(out, ",\"pgid\":", p.pgid);
+  put_string_field(out, ",\"comm\":", p.comm);
+  put_cmdline_field(out, ",\"cmdline\":", p.cmdline);
+  put_state_field(out, ",\"state\":", p.state);
   put_raw(out, ",\"cpu_percent\":");
   put_percent(out, p.cpu_percent);
-  put_raw(out, ",\"rss_bytes\":");
-  put_int(out, p.rss_bytes);
+  put_int_field(out, ",\"rss_bytes\":", p.rss_bytes);
   auto w = workers.empty() ? workers.end() : workers.find(p.pid);
   if (w == workers.end()) {
     put_raw(out, ",\"worker_id\":null,\"worker_name\":null");
   } else {
-    put_raw(out, ",\"worker_id\":");
-    put_int(out, w->second.id);
-    put_raw(out, ",\"worker_name\":");
-    put_string(out, w->second.name);
+    put_int_field(out, ",\"worker_id\":", w->second.id);
+    put_string_field(out, ",\"worker_name\":", w->second.name);
   }
   put_raw(out, ",\"threads\":[");
   for (size_t i = 0; i < p.threads.size(); ++i) {
     const ThreadInfo& t = p.threads[i];
     if (i) out += ',';
-    put_raw(out, "{\"tid\":");
-    put_int(out, t.tid);
-    put_raw(out, ",\"name\":");
-    put_string(out, t.name);
-    put_raw(out, ",\"state\":");
-    put_state(out, t.state);
+    put_int_field(out, "{\"tid\":", t.tid);
+    put_string_field(out, ",\"name\":", t.name);
+    put_state_field(out, ",\"state\":", t.state);
     put_raw(out, ",\"cpu_percent\":");
     put_percent(out, t.cpu_percent);
     out += '}';
@@ -361,16 +368,11 @@ std::optional<std::string> process_json(const ProcessTree& tree, pid_t pid,
   const ProcessInfo& p = tree.processes()[*i];
   std::string out;
   put_node_fields(out, p, workers);
-  put_raw(out, ",\"sid\":");
-  put_int(out, p.sid);
-  put_raw(out, ",\"starttime\":");
-  put_int(out, p.starttime);
-  put_raw(out, ",\"utime_ticks\":");
-  put_int(out, p.utime);
-  put_raw(out, ",\"stime_ticks\":");
-  put_int(out, p.stime);
-  put_raw(out, ",\"num_threads\":");
-  put_int(out, p.num_threads);
+  put_int_field(out, ",\"sid\":", p.sid);
+  put_int_field(out, ",\"starttime\":", p.starttime);
+  put_int_field(out, ",\"utime_ticks\":", p.utime);
+  put_int_field(out, ",\"stime_ticks\":", p.stime);
+  put_int_field(out, ",\"num_threads\":", p.num_threads);
   put_raw(out, p.kernel_thread ? ",\"kernel_thread\":true" : ",\"kernel_thread\":false");
   put_raw(out, ",\"argv\":[");
   for (size_t k = 0; k < p.cmdline.size(); ++k) {

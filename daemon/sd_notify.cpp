@@ -1,3 +1,4 @@
+#include "parse_number.h"
 #include "sd_notify.h"
 
 #include <sys/socket.h>
@@ -15,15 +16,6 @@ namespace {
 
 constexpr const char* kNotifyVariables[] = {"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"};
 
-// Strict unsigned decimal: no sign, no spaces, no trailing bytes.
-template <typename T>
-std::optional<T> parse_decimal(std::string_view text) {
-  T value{};
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 const std::string* find(const Environment& env, const char* name) {
   auto it = env.find(name);

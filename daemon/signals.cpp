@@ -1,12 +1,12 @@
 #include "signals.h"
-
 #include <signal.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <charconv>
 #include <utility>
+
+#include "parse_number.h"
 
 namespace forkwatch {
 namespace {
@@ -22,12 +22,7 @@ constexpr std::array<std::pair<const char*, int>, 31> kNames{{
     {"SIGIO", SIGIO},       {"SIGPWR", SIGPWR},       {"SIGSYS", SIGSYS},
 }};
 
-std::optional<int> parse_number(std::string_view text) {
-  int n = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return n;
-}
+std::optional<int> parse_number(std::string_view text) { return parse_decimal<int>(text); }
 
 }  // namespace
 

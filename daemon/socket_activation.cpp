@@ -1,3 +1,4 @@
+#include "parse_number.h"
 #include "socket_activation.h"
 
 #include <fcntl.h>
@@ -15,14 +16,6 @@ namespace {
 
 constexpr const char* kListenVariables[] = {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"};
 
-template <typename T>
-std::optional<T> parse_decimal(std::string_view text) {
-  T value{};
-  if (text.empty()) return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 std::vector<std::string> split_names(std::string_view text) {
   std::vector<std::string> names;

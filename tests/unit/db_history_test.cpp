@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
 #include "database.h"
 #include "history.h"
 #include "schema.h"
@@ -17,22 +18,9 @@
 
 using namespace forkwatch;
 using namespace forkwatch::db;
+using fwtest::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "forkwatch-db-XXXXXX").string();
-    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    path = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const char* name) const { return path + "/" + name; }
-};
 
 Event wait_event(uint64_t id, pid_t pid, std::optional<int64_t> worker, int raw) {
   Event e;

@@ -3,28 +3,16 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.h"
 #include "database.h"
 #include "schema.h"
 #include "store.h"
 
 using namespace forkwatch;
 using namespace forkwatch::db;
+using fwtest::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "forkwatch-db-XXXXXX").string();
-    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    path = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const char* name) const { return path + "/" + name; }
-};
 
 Database open_or_fail(const std::string& path) {
   Result<Database> db = Database::open(path);

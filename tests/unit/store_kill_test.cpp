@@ -8,27 +8,15 @@
 #include <filesystem>
 #include <string>
 
+#include "temp_dir.h"
 #include "database.h"
 #include "store.h"
 
 using namespace forkwatch;
 using namespace forkwatch::db;
+using fwtest::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "forkwatch-db-XXXXXX").string();
-    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    path = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const char* name) const { return path + "/" + name; }
-};
 
 // The child: publishes a storm in rounds of 500, and after each flush reports
 // through the pipe how many events are committed. Never returns.

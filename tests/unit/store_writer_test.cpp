@@ -9,28 +9,16 @@
 #include <thread>
 #include <vector>
 
+#include "temp_dir.h"
 #include "database.h"
 #include "history.h"
 #include "store.h"
 
 using namespace forkwatch;
 using namespace forkwatch::db;
+using fwtest::TempDir;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string templ = (std::filesystem::temp_directory_path() / "forkwatch-db-XXXXXX").string();
-    if (!mkdtemp(templ.data())) throw std::runtime_error("mkdtemp failed");
-    path = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const char* name) const { return path + "/" + name; }
-};
 
 std::unique_ptr<Store> open_store(const std::string& path, const StoreOptions& options = {}) {
   Result<std::unique_ptr<Store>> store = Store::open(path, options);
