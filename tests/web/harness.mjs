@@ -60,7 +60,9 @@ export class Daemon {
     const d = new Daemon();
     d.stateDir = dir;
     d.stderr = '';
-    d.proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // cwd is the state dir: a worker that crashes (SIGSEGV) dumps its core
+    // file into the daemon's working directory, never into the repo.
+    d.proc = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     d.proc.stderr.on('data', (b) => { d.stderr += b.toString(); });
     d.exited = new Promise((resolve) => d.proc.on('exit', (code, signal) => resolve({ code, signal })));
     let exit = null;

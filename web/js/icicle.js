@@ -10,7 +10,11 @@ import { icicleLayout } from './tree_model.js';
 import { workerHue } from './format.js';
 
 const kLevel = 24;       // px per depth level
-const kMinWidth = 0.5;   // px; narrower blocks are not drawn (their parent still shows the total)
+// px; narrower blocks are not drawn one by one: each run of narrow siblings
+// becomes one "+N" block. A server with 1,000 children then costs one SVG
+// group, not 1,000 (drawing them all took ~300 ms of script and as much
+// style and layout on the first render, for blocks under a pixel wide).
+const kMinWidth = 3;
 const kCharWidth = 6.6;  // px per character of the 11 px monospace label, for truncation
 const kLeaveMs = 1200;   // how long a vanished process stays as a fading ghost
 
@@ -26,11 +30,16 @@ export class Icicle {
     this.svg.append(this.ghosts, this.blocks);
     host.append(this.svg);
     this.items = new Map();  // pid -> {g, rect, text, node, starttime}
+    this.more = new Map();   // "parent pid:run" -> {g, rect, text, count}: runs of narrow siblings
     this.roots = [];
     this.width = 0;
     this.first = true;
-    new ResizeObserver(() => {
-      const w = this.innerWidth();
+    // The host's content width, kept by the observer: reading it from layout
+    // in draw() would force a second style and layout pass on every redraw.
+    this.boxWidth = 0;
+    new ResizeObserver((entries) => {
+      const w = Math.floor(entries[entries.length - 1].contentRect.width);
+      this.boxWidth = w;
       if (w !== this.width && w > 0) this.draw();
     }).observe(host);
     this.svg.addEventListener('click', (e) => {
@@ -38,10 +47,12 @@ export class Icicle {
       if (item && item.pid) this.onSelect(item.pid);
     });
     this.svg.addEventListener('mousemove', (e) => this.hover(e));
+    this.moreSeen = new Set();
     this.svg.addEventListener('mouseleave', () => { this.tooltip.hidden = true; });
   }
 
   innerWidth() {
+    if (this.boxWidth > 0) return this.boxWidth;
     const cs = getComputedStyle(this.host);
     return Math.floor(this.host.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight));
   }
@@ -60,11 +71,34 @@ export class Icicle {
     this.svg.setAttribute('width', width);
     this.svg.setAttribute('height', height);
     const seen = new Set();
+    this.moreSeen = new Set();
+    // Cells come breadth first, siblings together: a run is narrow siblings
+    // side by side under a drawn parent.
+    let run = null;
+    const flush = () => {
+      if (run) this.drawMore(run, width);
+      run = null;
+    };
     for (const cell of cells) {
       const x = cell.x0 * width;
       const w = (cell.x1 - cell.x0) * width;
-      if (w < kMinWidth) continue;
       const n = cell.node;
+      if (w < kMinWidth) {
+        const parent = n._parent ?? null;
+        // Below a block that is itself not drawn: already counted in its run.
+        if (parent && !seen.has(parent.pid)) continue;
+        const ppid = parent ? parent.pid : 0;
+        if (run && run.ppid === ppid && Math.abs(run.x1 - cell.x0) < 1e-9) {
+          run.x1 = cell.x1;
+          run.count += 1;
+        } else {
+          flush();
+          run = { ppid, x0: cell.x0, x1: cell.x1, depth: cell.depth, count: 1, index: 0 };
+          run.index = this.runIndex(ppid);
+        }
+        continue;
+      }
+      flush();
       seen.add(n.pid);
       let item = this.items.get(n.pid);
       if (!item) {
@@ -76,10 +110,53 @@ export class Icicle {
       this.place(item, x, cell.depth * kLevel, w);
       this.paint(item);
     }
+    flush();
     for (const [pid, item] of this.items) {
       if (!seen.has(pid)) this.leave(pid, item);
     }
+    for (const [key, item] of this.more) {
+      if (!this.moreSeen.has(key)) {
+        item.g.remove();
+        this.more.delete(key);
+      }
+    }
+    this.runCounts = null;
     this.first = false;
+  }
+
+  // The how-manyth run under this parent in the current drawing (keys stay
+  // put while the counts change).
+  runIndex(ppid) {
+    if (!this.runCounts) this.runCounts = new Map();
+    const k = this.runCounts.get(ppid) ?? 0;
+    this.runCounts.set(ppid, k + 1);
+    return k;
+  }
+
+  // One block for a run of siblings too narrow to draw one by one.
+  drawMore(run, width) {
+    const key = `${run.ppid}:${run.index}`;
+    this.moreSeen.add(key);
+    let item = this.more.get(key);
+    if (!item) {
+      const g = svg('g', { class: 'more' });
+      const rect = svg('rect', { rx: 2, ry: 2 });
+      const text = svg('text', { class: 'label' });
+      g.append(rect, text);
+      this.blocks.append(g);
+      item = { g, rect, text, key: '', count: -1 };
+      this.more.set(key, item);
+    }
+    const x = run.x0 * width;
+    const w = Math.max(1, (run.x1 - run.x0) * width);
+    this.place(item, x, run.depth * kLevel, w);
+    if (item.count !== run.count || item.labelFor === null) {
+      item.count = run.count;
+      item.labelFor = '';
+      item.g.moreText = `${run.count} processes side by side, each too narrow to draw (their descendants included)`;
+      const label = `+${run.count}`;
+      setText(item.text, item.labelChars < label.length ? '' : label);
+    }
   }
 
   // Only colours and states changed (a sample patch): no layout.
@@ -154,6 +231,15 @@ export class Icicle {
   }
 
   hover(e) {
+    const more = e.target.closest('g.more');
+    if (more) {
+      setText(this.tooltip, more.moreText ?? '');
+      this.tooltip.hidden = false;
+      const box = this.host.getBoundingClientRect();
+      this.tooltip.style.left = `${Math.min(e.clientX - box.left + 12, box.width - 260)}px`;
+      this.tooltip.style.top = `${e.clientY - box.top + 16}px`;
+      return;
+    }
     const g = e.target.closest('g.block');
     const item = g && g.pid ? this.items.get(g.pid) : null;
     if (!item) {

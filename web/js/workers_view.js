@@ -11,6 +11,9 @@ import {
 } from './format.js';
 import { Sparkline } from './sparkline.js';
 
+// px; narrower than the sparkline's default so the table fits 1280 px with its actions.
+const kSparkWidth = 72;
+
 // Arguments worth trying, shown as placeholders for the built-in programs.
 const kExampleArgs = {
   'exit-with': '--code 12 --after-ms 5000',
@@ -186,8 +189,8 @@ export class WorkersView {
       last: h('td', { class: 'last' }),
       cpuValue: h('span', { class: 'spark-value num' }),
       rssValue: h('span', { class: 'spark-value num' }),
-      cpuSpark: new Sparkline('cpu', { hue }),
-      rssSpark: new Sparkline('rss', { hue: (hue + 40) % 360 }),
+      cpuSpark: new Sparkline('cpu', { hue, width: kSparkWidth }),
+      rssSpark: new Sparkline('rss', { hue: (hue + 40) % 360, width: kSparkWidth }),
     };
     r.paused.hidden = true;
     const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
@@ -205,7 +208,7 @@ export class WorkersView {
     r.tr = h('tr', { 'data-worker-id': w.id },
       h('td', { class: 'num dim' }, String(w.id)),
       h('td', { class: 'wnamecell' }, h('div', {}, swatch, r.name), r.cmd),
-      h('td', {}, r.state, ' ', r.paused),
+      h('td', { class: 'wstate' }, r.state, ' ', r.paused),
       r.pid, r.restarts, r.uptime, r.last,
       h('td', { class: 'sparkcell' }, r.cpuSpark.canvas, r.cpuValue),
       h('td', { class: 'sparkcell' }, r.rssSpark.canvas, r.rssValue),
