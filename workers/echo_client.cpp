@@ -12,12 +12,10 @@
 // message and waiting for its echo, over and over; every byte is checked.
 // Prints round trips per second and latency percentiles, for benchmarks.
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -29,15 +27,17 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -54,26 +54,6 @@ constexpr const char* kUsage =
     "SIGTERM or SIGINT ends either mode early with exit 0.\n";
 
 constexpr long kMaxMessage = 1 << 20;
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "echo-client: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-[[noreturn]] void fatal(const std::string& what) {
-  std::fprintf(stderr, "echo-client: %s: %s\n", what.c_str(), std::strerror(errno));
-  std::exit(1);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 int64_t now_ns() {
   timespec ts{};
@@ -113,11 +93,7 @@ int run_split(const sockaddr_in& addr) {
   int sock = connect_to(addr);
   if (sock < 0) fatal("connect");
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = block_stop_signals();
 
   std::fflush(nullptr);
   pid_t writer = fork();
@@ -172,9 +148,7 @@ int run_split(const sockaddr_in& addr) {
   }
   // Not yet reaped, so this pid is still our child: safe to signal.
   if (stopped || read_failed) kill(writer, SIGTERM);
-  int status = 0;
-  while (waitpid(writer, &status, 0) < 0 && errno == EINTR) {
-  }
+  int status = wait_for_child(writer);
   close(sock);
   if (stopped) return 0;
   if (read_failed) return 1;
@@ -334,16 +308,8 @@ class LoadWorker {
 };
 
 int run_load(const sockaddr_in& addr, long clients, long seconds, long size, long threads) {
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
-  }
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // before any thread starts
+  raise_fd_limit();
+  sigset_t stop_signals = block_stop_signals();
 
   std::vector<int> fds;
   for (long i = 0; i < clients; ++i) {
@@ -401,55 +367,34 @@ int run_load(const sockaddr_in& addr, long clients, long seconds, long size, lon
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "echo-client";
   std::optional<long> port;
   std::string host = "127.0.0.1";
   std::optional<long> load;
   std::optional<long> seconds;
   long size = 64;
   long threads = 1;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&](long lo, long hi) {
-      auto v = next();
-      auto n = parse_int(v, lo, hi);
-      if (!n) {
-        usage_error(std::string(arg) + " needs " + std::to_string(lo) + ".." + std::to_string(hi) +
-                    ", got '" + std::string(v) + "'");
-      }
-      return *n;
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--port") {
-      port = number(1, 65535);
-    } else if (arg == "--host") {
-      host = next();
-    } else if (arg == "--load") {
-      load = number(1, 100000);
-    } else if (arg == "--seconds") {
-      seconds = number(1, 86400);
-    } else if (arg == "--size") {
-      size = number(1, kMaxMessage);
-    } else if (arg == "--threads") {
-      threads = number(1, 64);
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (args.is("--port")) {
+      port = args.number(1, 65535);
+    } else if (args.is("--host")) {
+      host = args.value();
+    } else if (args.is("--load")) {
+      load = args.number(1, 100000);
+    } else if (args.is("--seconds")) {
+      seconds = args.number(1, 86400);
+    } else if (args.is("--size")) {
+      size = args.number(1, kMaxMessage);
+    } else if (args.is("--threads")) {
+      threads = args.number(1, 64);
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
   if (!port) usage_error("--port P is required");
   if (load.has_value() != seconds.has_value()) usage_error("--load and --seconds go together");
 
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(*port));
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
-    usage_error("--host: not an IPv4 address '" + host + "'");
-
+  sockaddr_in addr = ipv4_address(host, *port);
   if (load) return run_load(addr, *load, *seconds, size, threads);
   return run_split(addr);
 }

@@ -8,11 +8,8 @@
 // read its echo cannot make us buffer without bound), and wait for EPOLLOUT.
 // After the client's EOF we finish sending what we owe, then close.
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,14 +17,14 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -44,26 +41,6 @@ constexpr const char* kUsage =
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kHighMark = 256 * 1024;  // stop reading while we owe this much
 constexpr int kMaxEvents = 256;
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "echo-epoll: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-[[noreturn]] void fatal(const std::string& what) {
-  std::fprintf(stderr, "echo-epoll: %s: %s\n", what.c_str(), std::strerror(errno));
-  std::exit(1);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 // One client. pending_[head_..] is what was read but not yet written back.
 struct Connection {
@@ -234,67 +211,21 @@ class Server {
   std::unordered_map<int, std::unique_ptr<Connection>> connections_;
 };
 
-int listen_on(const std::string& host, long port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) fatal("socket");
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
-    usage_error("--host: not an IPv4 address '" + host + "'");
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    fatal("bind " + host + ":" + std::to_string(port));
-  if (listen(fd, SOMAXCONN) != 0) fatal("listen");
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("listening on port %d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
-  return fd;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  long port = 0;
-  std::string host = "127.0.0.1";
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--port") {
-      auto v = next();
-      auto n = parse_int(v, 0, 65535);
-      if (!n) usage_error("--port needs 0..65535, got '" + std::string(v) + "'");
-      port = *n;
-    } else if (arg == "--host") {
-      host = next();
-    } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
-    }
+  program_name = "echo-epoll";
+  ListenFlags address;
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (!address.take(args)) args.unknown();
   }
 
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
-  }
-
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  raise_fd_limit();
+  sigset_t stop_signals = block_stop_signals();
   int signal_fd = signalfd(-1, &stop_signals, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd < 0) fatal("signalfd");
 
-  int listener = listen_on(host, port);
+  int listener = listen_on(address.host, address.port);
   {
     Server server(listener, signal_fd);
     server.run();

@@ -14,12 +14,8 @@
 // accepting, sends SIGTERM to every live child through its pidfd (a pidfd names
 // one process, never a recycled pid), reaps them all and exits 0.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,12 +24,13 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -54,36 +51,13 @@ int pidfd_send_signal(int pidfd, int sig) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0));
 }
 
-volatile sig_atomic_t g_stop = 0;
 volatile sig_atomic_t g_reaped = 0;  // bumped per reaped child; tells main to prune pidfds
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "echo-fork: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-[[noreturn]] void fatal(const char* what) {
-  std::fprintf(stderr, "echo-fork: %s: %s\n", what, std::strerror(errno));
-  std::exit(1);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 void on_sigchld(int) {
   int saved_errno = errno;
   while (waitpid(-1, nullptr, WNOHANG) > 0) g_reaped = g_reaped + 1;
   errno = saved_errno;
 }
-
-void on_stop(int) { g_stop = 1; }
 
 void install(int sig, void (*handler)(int)) {
   struct sigaction sa {};
@@ -117,26 +91,6 @@ void install(int sig, void (*handler)(int)) {
   _exit(0);
 }
 
-int listen_on(const std::string& host, long port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) fatal("socket");
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
-    usage_error("--host: not an IPv4 address '" + host + "'");
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
-    fatal(("bind " + host + ":" + std::to_string(port)).c_str());
-  if (listen(fd, SOMAXCONN) != 0) fatal("listen");
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  std::printf("listening on port %d\n", ntohs(addr.sin_port));
-  std::fflush(stdout);
-  return fd;
-}
-
 // Close the pidfds of children that have exited (a pidfd polls readable then).
 void prune(std::vector<int>& pidfds) {
   std::vector<pollfd> fds;
@@ -156,54 +110,29 @@ void prune(std::vector<int>& pidfds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  long port = 0;
-  std::string host = "127.0.0.1";
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--port") {
-      auto v = next();
-      auto n = parse_int(v, 0, 65535);
-      if (!n) usage_error("--port needs 0..65535, got '" + std::string(v) + "'");
-      port = *n;
-    } else if (arg == "--host") {
-      host = next();
-    } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
-    }
+  program_name = "echo-fork";
+  ListenFlags address;
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (!address.take(args)) args.unknown();
   }
 
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0) {  // one pidfd per client
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
-  }
+  raise_fd_limit();  // one pidfd per client
 
-  sigset_t stop_signals, chld_only, run_mask;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
+  sigset_t run_mask, chld_only;
+  block_stop_signals(&run_mask);
   sigemptyset(&chld_only);
   sigaddset(&chld_only, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &stop_signals, &run_mask);
   sigdelset(&run_mask, SIGTERM);  // the mask ppoll waits with: everything let in
   sigdelset(&run_mask, SIGINT);
   sigdelset(&run_mask, SIGCHLD);
-  install(SIGTERM, on_stop);
-  install(SIGINT, on_stop);
+  catch_stop_signals();
   install(SIGCHLD, on_sigchld);
 
-  int listener = listen_on(host, port);
+  int listener = listen_on(address.host, address.port);
   std::vector<int> pidfds;
   sig_atomic_t seen_reaped = 0;
 
-  while (!g_stop) {
+  while (!stop_requested) {
     pollfd p{listener, POLLIN, 0};
     int ready = ppoll(&p, 1, nullptr, &run_mask);
     if (ready < 0 && errno != EINTR) fatal("ppoll");
@@ -211,7 +140,7 @@ int main(int argc, char** argv) {
       seen_reaped = g_reaped;
       prune(pidfds);
     }
-    if (ready <= 0 || g_stop) continue;
+    if (ready <= 0 || stop_requested) continue;
 
     int client = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
     if (client < 0) {

@@ -15,13 +15,16 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -47,21 +50,6 @@ constexpr const char* kUsage =
     "  --help            show this text\n"
     "Every signal keeps its default action: SIGTERM ends it by signal, not by exit.\n";
 
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "exit-with: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-std::optional<long long> parse_int(std::string_view text, long long lo, long long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long long value = std::strtoll(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
-
 // "SIGSEGV", "segv" or "11". sigabbrev_np (glibc 2.32) gives the names without
 // the SIG prefix; real-time signals are accepted by number only.
 std::optional<int> parse_signal(std::string_view text) {
@@ -80,10 +68,6 @@ void sleep_until(clockid_t clock, const timespec& deadline) {
   // clock_nanosleep returns the error number; EINTR only if a handler ran.
   while (clock_nanosleep(clock, TIMER_ABSTIME, &deadline, nullptr) == EINTR) {
   }
-}
-
-timespec from_ms(long long ms) {
-  return timespec{static_cast<time_t>(ms / 1000), static_cast<long>(ms % 1000) * 1000000L};
 }
 
 // Whatever the parent left us (an ignored SIGPIPE, a blocked SIGTERM), a
@@ -111,6 +95,7 @@ void allow_core_dump() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "exit-with";
   int code = 0;
   std::optional<int> signal_to_raise;
   std::optional<long long> after_ms;
@@ -118,52 +103,27 @@ int main(int argc, char** argv) {
   std::vector<std::pair<FILE*, std::string>> lines;
   bool ignore_term = false;
   bool sleep_forever = false;
-
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    std::string_view value;
-    bool has_inline = false;
-    if (auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string_view::npos) {
-      value = arg.substr(eq + 1);
-      arg = arg.substr(0, eq);
-      has_inline = true;
-    }
-    auto next = [&]() -> std::string_view {
-      if (has_inline) return value;
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--code") {
-      auto v = next();
-      auto n = parse_int(v, 0, 255);
-      if (!n) usage_error("--code needs an integer 0..255, got '" + std::string(v) + "'");
-      code = static_cast<int>(*n);
-    } else if (arg == "--signal") {
-      auto v = next();
+  for (ArgReader args(argc, argv, kUsage, /*inline_values=*/true); args.next();) {
+    if (args.is("--code")) {
+      code = static_cast<int>(args.number(0, 255, "an integer 0..255"));
+    } else if (args.is("--signal")) {
+      auto v = args.value();
       signal_to_raise = parse_signal(v);
       if (!signal_to_raise) usage_error("--signal: unknown signal '" + std::string(v) + "'");
-    } else if (arg == "--after-ms") {
-      auto v = next();
-      after_ms = parse_int(v, 0, 1000LL * 86400 * 365);
-      if (!after_ms)
-        usage_error("--after-ms needs milliseconds >= 0, got '" + std::string(v) + "'");
-    } else if (arg == "--at-ms") {
-      auto v = next();
-      at_ms = parse_int(v, 0, 1LL << 50);
-      if (!at_ms) usage_error("--at-ms needs epoch milliseconds, got '" + std::string(v) + "'");
-    } else if (arg == "--stdout") {
-      lines.emplace_back(stdout, std::string(next()));
-    } else if (arg == "--stderr") {
-      lines.emplace_back(stderr, std::string(next()));
-    } else if (arg == "--ignore-term" && !has_inline) {
+    } else if (args.is("--after-ms")) {
+      after_ms = args.number(0, 1000LL * 86400 * 365, "milliseconds >= 0");
+    } else if (args.is("--at-ms")) {
+      at_ms = args.number(0, 1LL << 50, "epoch milliseconds");
+    } else if (args.is("--stdout")) {
+      lines.emplace_back(stdout, std::string(args.value()));
+    } else if (args.is("--stderr")) {
+      lines.emplace_back(stderr, std::string(args.value()));
+    } else if (args.is_switch("--ignore-term")) {
       ignore_term = true;
-    } else if (arg == "--sleep" && !has_inline) {
+    } else if (args.is_switch("--sleep")) {
       sleep_forever = true;
     } else {
-      usage_error("unknown argument '" + std::string(argv[i]) + "'");
+      args.unknown();
     }
   }
 

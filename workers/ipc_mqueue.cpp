@@ -24,12 +24,13 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <optional>
 #include <string>
-#include <string_view>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -46,25 +47,6 @@ constexpr const char* kUsage =
 
 constexpr long kMaxMessages = 10;  // the default /proc/sys/fs/mqueue/msg_max
 constexpr long kPollMs = 100;      // how soon a stop request is seen while blocked
-
-volatile sig_atomic_t g_stop = 0;
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "ipc-mqueue: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
-
-void on_stop(int) { g_stop = 1; }
 
 timespec deadline_in(long ms) {
   timespec ts{};
@@ -86,7 +68,7 @@ struct Consumer {
 // for ever, so each timeout also checks that the consumer still lives.
 int send_message(mqd_t q, const void* data, size_t len, Consumer& consumer) {
   for (;;) {
-    if (g_stop) return 0;
+    if (stop_requested) return 0;
     timespec deadline = deadline_in(kPollMs);
     if (mq_timedsend(q, static_cast<const char*>(data), len, 0, &deadline) == 0) return 1;
     if (errno != ETIMEDOUT && errno != EINTR) {
@@ -109,7 +91,7 @@ int send_message(mqd_t q, const void* data, size_t len, Consumer& consumer) {
   int64_t sum = 0;
   long received = 0;
   for (;;) {
-    if (g_stop) break;
+    if (stop_requested) break;
     timespec deadline = deadline_in(kPollMs);
     ssize_t n = mq_timedreceive(q, buf.data(), buf.size(), nullptr, &deadline);
     if (n < 0) {
@@ -128,7 +110,7 @@ int send_message(mqd_t q, const void* data, size_t len, Consumer& consumer) {
     ++received;
   }
   std::printf("consumer received %ld messages, sum %" PRId64 "%s\n", received, sum,
-              g_stop ? " (stopped)" : "");
+              stop_requested ? " (stopped)" : "");
   std::fflush(stdout);
   _exit(0);
 }
@@ -136,33 +118,17 @@ int send_message(mqd_t q, const void* data, size_t len, Consumer& consumer) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "ipc-mqueue";
   long count = 1000;
   long delay_ms = 0;
   std::string name = "/forkwatch-mq-" + std::to_string(getpid());
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&](long lo, long hi) {
-      auto v = next();
-      auto n = parse_int(v, lo, hi);
-      if (!n) {
-        usage_error(std::string(arg) + " needs " + std::to_string(lo) + ".." + std::to_string(hi) +
-                    ", got '" + std::string(v) + "'");
-      }
-      return *n;
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--count") {
-      count = number(0, 100000000);
-    } else if (arg == "--delay-ms") {
-      delay_ms = number(0, 60000);
-    } else if (arg == "--name") {
-      name = next();
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (args.is("--count")) {
+      count = args.number(0, 100000000);
+    } else if (args.is("--delay-ms")) {
+      delay_ms = args.number(0, 60000);
+    } else if (args.is("--name")) {
+      name = args.value();
       // mq_overview(7): one leading slash, then up to NAME_MAX characters, no more slashes.
       if (name.size() < 2 || name.size() > 255 || name[0] != '/' ||
           name.find('/', 1) != std::string::npos) {
@@ -170,17 +136,13 @@ int main(int argc, char** argv) {
                     "'");
       }
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
 
   // Handlers before the queue exists, so no signal finds it without cleanup.
   // The consumer keeps them: a SIGTERM to the group stops it cleanly too.
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  catch_stop_signals();
 
   mq_attr attr{};
   attr.mq_maxmsg = kMaxMessages;
@@ -206,7 +168,7 @@ int main(int argc, char** argv) {
   int result = 0;
   for (int64_t n = 1; n <= count; ++n) {
     if (delay_ms > 0) {
-      timespec delay{static_cast<time_t>(delay_ms / 1000), (delay_ms % 1000) * 1000000L};
+      timespec delay = from_ms(delay_ms);
       nanosleep(&delay, nullptr);
     }
     int sent = send_message(q, &n, sizeof n, consumer);
@@ -215,15 +177,11 @@ int main(int argc, char** argv) {
       break;
     }
   }
-  if (!g_stop && result == 0 && send_message(q, "", 0, consumer) < 0) result = 1;
+  if (!stop_requested && result == 0 && send_message(q, "", 0, consumer) < 0) result = 1;
   // Not reaped yet, so the pid is still our child's: safe to signal.
-  if (!consumer.reaped && (result != 0 || g_stop)) kill(child, SIGTERM);
+  if (!consumer.reaped && (result != 0 || stop_requested)) kill(child, SIGTERM);
 
-  int status = consumer.status;
-  if (!consumer.reaped) {
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
+  int status = consumer.reaped ? consumer.status : wait_for_child(child);
   mq_close(q);
   mq_unlink(name.c_str());
   if (WIFEXITED(status)) {
@@ -231,7 +189,7 @@ int main(int argc, char** argv) {
     if (WEXITSTATUS(status) != 0) result = 1;
   } else if (WIFSIGNALED(status)) {
     std::printf("consumer %d killed by signal %d\n", child, WTERMSIG(status));
-    if (!g_stop) result = 1;
+    if (!stop_requested) result = 1;
   }
   return result;
 }

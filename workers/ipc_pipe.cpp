@@ -22,12 +22,13 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <optional>
 #include <string>
-#include <string_view>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -43,35 +44,16 @@ constexpr const char* kUsage =
     "  --help          show this text\n"
     "SIGTERM or SIGINT: the parent closes the pipe, reaps the child, exits 0.\n";
 
-volatile sig_atomic_t g_stop = 0;
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "ipc-pipe: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
-
-void on_stop(int) { g_stop = 1; }
-
 // Whole records or nothing: a pipe may hand over fewer bytes than asked.
 // Returns false on EOF, error, or (in the parent) a stop request.
 bool read_full(int fd, void* data, size_t len, bool stoppable) {
   auto* p = static_cast<char*>(data);
   while (len > 0) {
-    if (stoppable && g_stop) return false;
+    if (stoppable && stop_requested) return false;
     ssize_t n = read(fd, p, len);
     if (n == 0) return false;
     if (n < 0) {
-      if (errno == EINTR) continue;  // the loop re-checks g_stop
+      if (errno == EINTR) continue;  // the loop re-checks stop_requested
       return false;
     }
     p += n;
@@ -83,7 +65,7 @@ bool read_full(int fd, void* data, size_t len, bool stoppable) {
 bool write_full(int fd, const void* data, size_t len, bool stoppable) {
   auto* p = static_cast<const char*>(data);
   while (len > 0) {
-    if (stoppable && g_stop) return false;
+    if (stoppable && stop_requested) return false;
     ssize_t n = write(fd, p, len);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -122,45 +104,25 @@ std::string describe(pid_t pid, int status) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "ipc-pipe";
   long count = 10;
   long delay_ms = 0;
   long child_exit = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    auto number = [&](long lo, long hi) {
-      auto v = next();
-      auto n = parse_int(v, lo, hi);
-      if (!n) {
-        usage_error(std::string(arg) + " needs " + std::to_string(lo) + ".." + std::to_string(hi) +
-                    ", got '" + std::string(v) + "'");
-      }
-      return *n;
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--count") {
-      count = number(0, 2000000);  // 2e6: the sum of squares stays inside int64
-    } else if (arg == "--delay-ms") {
-      delay_ms = number(0, 60000);
-    } else if (arg == "--child-exit") {
-      child_exit = number(0, 255);
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (args.is("--count")) {
+      count = args.number(0, 2000000);  // 2e6: the sum of squares stays inside int64
+    } else if (args.is("--delay-ms")) {
+      delay_ms = args.number(0, 60000);
+    } else if (args.is("--child-exit")) {
+      child_exit = args.number(0, 255);
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
 
   // Installed before fork; the child puts back the default, so a SIGTERM to
   // the whole group ends it at once.
-  struct sigaction sa {};
-  sa.sa_handler = on_stop;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);  // no SA_RESTART: a blocked read returns EINTR
-  sigaction(SIGINT, &sa, nullptr);
+  catch_stop_signals();
   std::signal(SIGPIPE, SIG_IGN);  // a dead child gives EPIPE, not death
 
   int to_child[2];
@@ -189,16 +151,16 @@ int main(int argc, char** argv) {
   int64_t sum = 0;
   long answered = 0;
   bool broken = false;
-  for (int64_t n = 1; n <= count && !g_stop; ++n) {
+  for (int64_t n = 1; n <= count && !stop_requested; ++n) {
     if (delay_ms > 0) {
-      timespec delay{static_cast<time_t>(delay_ms / 1000), (delay_ms % 1000) * 1000000L};
+      timespec delay = from_ms(delay_ms);
       nanosleep(&delay, nullptr);  // EINTR on SIGTERM: the loop condition sees it
-      if (g_stop) break;
+      if (stop_requested) break;
     }
     int64_t square = 0;
     if (!write_full(to_child[1], &n, sizeof n, true) ||
         !read_full(from_child[0], &square, sizeof square, true)) {
-      broken = !g_stop;
+      broken = !stop_requested;
       break;
     }
     if (square != n * n) {
@@ -212,11 +174,9 @@ int main(int argc, char** argv) {
   close(to_child[1]);  // the child's EOF: it leaves its loop and exits
   close(from_child[0]);
 
-  int status = 0;
-  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
+  int status = wait_for_child(child);
   std::printf("sum of squares %" PRId64 " (%ld numbers)%s\n", sum, answered,
-              g_stop ? " (stopped)" : "");
+              stop_requested ? " (stopped)" : "");
   std::printf("%s\n", describe(child, status).c_str());
   if (broken) {
     std::fprintf(stderr, "ipc-pipe: the conversation broke off after %ld numbers\n", answered);

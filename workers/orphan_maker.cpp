@@ -17,12 +17,13 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
-#include <optional>
 #include <string>
-#include <string_view>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -42,21 +43,6 @@ constexpr const char* kUsage =
     "Exits 0 on success and on SIGTERM/SIGINT, 1 if fork fails, 2 on bad arguments.\n";
 
 constexpr int kMaxProcesses = 100000;
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "orphan-maker: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 // Forked children print with write(2), not stdio: stdio buffers are copied by
 // fork and would be flushed twice.
@@ -78,7 +64,7 @@ void unblock_all_signals() {
   prctl(PR_SET_NAME, "orphan", 0, 0, 0);
   unblock_all_signals();
   close(ready_fd);  // "set up": the middle waits for every orphan's close
-  timespec delay{static_cast<time_t>(linger_ms / 1000), (linger_ms % 1000) * 1000000L};
+  timespec delay = from_ms(linger_ms);
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
   }
   _exit(0);
@@ -152,48 +138,28 @@ bool make_zombies(long zombies, bool new_session) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "orphan-maker";
   long children = 0;
   long linger_ms = 500;
   long zombies = 0;
   bool new_session = false;
   bool stay = false;
   bool linger_given = false;
-
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--children") {
-      auto v = next();
-      auto n = parse_int(v, 1, kMaxProcesses);
-      if (!n)
-        usage_error("--children needs a count 1.." + std::to_string(kMaxProcesses) + ", got '" +
-                    std::string(v) + "'");
-      children = *n;
-    } else if (arg == "--linger-ms") {
-      auto v = next();
-      auto n = parse_int(v, 0, 86400000L);
-      if (!n) usage_error("--linger-ms needs milliseconds >= 0, got '" + std::string(v) + "'");
-      linger_ms = *n;
+  const std::string a_count = "a count 1.." + std::to_string(kMaxProcesses);
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (args.is("--children")) {
+      children = args.number(1, kMaxProcesses, a_count);
+    } else if (args.is("--linger-ms")) {
+      linger_ms = args.number(0, 86400000L, "milliseconds >= 0");
       linger_given = true;
-    } else if (arg == "--zombies") {
-      auto v = next();
-      auto n = parse_int(v, 1, kMaxProcesses);
-      if (!n)
-        usage_error("--zombies needs a count 1.." + std::to_string(kMaxProcesses) + ", got '" +
-                    std::string(v) + "'");
-      zombies = *n;
-    } else if (arg == "--setsid") {
+    } else if (args.is("--zombies")) {
+      zombies = args.number(1, kMaxProcesses, a_count);
+    } else if (args.is("--setsid")) {
       new_session = true;
-    } else if (arg == "--stay") {
+    } else if (args.is("--stay")) {
       stay = true;
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
   if (children == 0 && zombies == 0) usage_error("give --children N or --zombies N");
@@ -202,11 +168,7 @@ int main(int argc, char** argv) {
   // SIGTERM/SIGINT are taken synchronously with sigwaitinfo, so they must be
   // blocked before the first fork (made children unblock them again). SIGCHLD
   // must not be ignored, or the kernel would reap the zombies for us.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = block_stop_signals();
   std::signal(SIGCHLD, SIG_DFL);
 
   if (children > 0 && !make_orphans(children, linger_ms, new_session)) return 1;

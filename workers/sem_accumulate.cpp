@@ -23,13 +23,14 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <optional>
-#include <string>
-#include <string_view>
 #include <thread>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -42,21 +43,6 @@ constexpr const char* kUsage =
     "  --delay-ms T  the reader pauses T ms before each number (to watch it run)\n"
     "  --help        show this text\n"
     "SIGTERM or SIGINT prints the sum so far and exits 0. Bad input: exit 1.\n";
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "sem-accumulate: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-std::optional<long long> parse_int(std::string_view text, long long lo, long long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long long value = std::strtoll(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 // The one-slot mailbox between the two threads.
 struct Mailbox {
@@ -91,7 +77,7 @@ void hand_over(Mailbox& box, int64_t value, bool end, const char* error = nullpt
 
 void pause_ms(long ms) {
   if (ms <= 0) return;
-  timespec delay{static_cast<time_t>(ms / 1000), (ms % 1000) * 1000000L};
+  timespec delay = from_ms(ms);
   while (nanosleep(&delay, &delay) != 0 && errno == EINTR) {
   }
 }
@@ -147,36 +133,20 @@ void add_numbers(Mailbox& box, Totals& totals, int done_fd) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "sem-accumulate";
   std::optional<long long> generate;
   long delay_ms = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--numbers") {
-      auto v = next();
-      generate = parse_int(v, 0, 1000000000LL);
-      if (!generate) usage_error("--numbers needs 0..1000000000, got '" + std::string(v) + "'");
-    } else if (arg == "--delay-ms") {
-      auto v = next();
-      auto n = parse_int(v, 0, 60000);
-      if (!n) usage_error("--delay-ms needs 0..60000, got '" + std::string(v) + "'");
-      delay_ms = static_cast<long>(*n);
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (args.is("--numbers")) {
+      generate = args.number(0, 1000000000LL);
+    } else if (args.is("--delay-ms")) {
+      delay_ms = args.number(0, 60000);
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);  // before the threads start
+  sigset_t stop_signals = block_stop_signals();  // before the threads start
   int signal_fd = signalfd(-1, &stop_signals, SFD_CLOEXEC);
   int done_fd = eventfd(0, EFD_CLOEXEC);
   if (signal_fd < 0 || done_fd < 0) {

@@ -6,22 +6,23 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <latch>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "common.h"
+
+using namespace forkwatch::workers;
 
 namespace {
 
@@ -37,21 +38,6 @@ constexpr const char* kUsage =
 
 constexpr int kMaxThreads = 1000;
 constexpr auto kIdlePeriod = std::chrono::milliseconds(100);
-
-[[noreturn]] void usage_error(const std::string& message) {
-  std::fprintf(stderr, "thread-spawner: %s (see --help)\n", message.c_str());
-  std::exit(2);
-}
-
-std::optional<long> parse_int(std::string_view text, long lo, long hi) {
-  if (text.empty()) return std::nullopt;
-  std::string copy(text);
-  char* end = nullptr;
-  errno = 0;
-  long value = std::strtol(copy.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0' || value < lo || value > hi) return std::nullopt;
-  return value;
-}
 
 class SharedCounter {
  public:
@@ -125,33 +111,19 @@ void run_thread(int index, bool busy, SharedCounter& counter, StopFlag& stop, st
 }  // namespace
 
 int main(int argc, char** argv) {
+  program_name = "thread-spawner";
   long threads = 0;
   bool busy = false;
   std::optional<long> busy_threads;
-
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    auto next = [&]() -> std::string_view {
-      if (i + 1 >= argc) usage_error(std::string(arg) + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--threads") {
-      auto v = next();
-      auto n = parse_int(v, 1, kMaxThreads);
-      if (!n) usage_error("--threads needs a count 1..1000, got '" + std::string(v) + "'");
-      threads = *n;
-    } else if (arg == "--busy") {
+  for (ArgReader args(argc, argv, kUsage); args.next();) {
+    if (args.is("--threads")) {
+      threads = args.number(1, kMaxThreads, "a count 1.." + std::to_string(kMaxThreads));
+    } else if (args.is("--busy")) {
       busy = true;
-    } else if (arg == "--busy-threads") {
-      auto v = next();
-      busy_threads = parse_int(v, 0, kMaxThreads);
-      if (!busy_threads)
-        usage_error("--busy-threads needs a count 0..1000, got '" + std::string(v) + "'");
+    } else if (args.is("--busy-threads")) {
+      busy_threads = args.number(0, kMaxThreads, "a count 0.." + std::to_string(kMaxThreads));
     } else {
-      usage_error("unknown argument '" + std::string(arg) + "'");
+      args.unknown();
     }
   }
   if (threads == 0) usage_error("--threads N is required");
@@ -159,11 +131,7 @@ int main(int argc, char** argv) {
 
   // Block before any thread starts so that every thread inherits the mask and
   // only the main thread's sigwait ever takes SIGTERM/SIGINT.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  sigset_t stop_signals = block_stop_signals();
 
   SharedCounter counter;
   StopFlag stop;
