@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ struct FamilyQuery {
   pid_t main_pid = -1;  // -1 when the main process is already reaped
   pid_t pgid = -1;      // the group the worker led
   int64_t worker_id = 0;
+  // True for a pid that is some worker's main process (never another
+  // worker's family member, even if it carries a stale group or variable).
+  std::function<bool(pid_t)> is_worker_main;
 };
 
 struct FamilyMember {
@@ -31,7 +35,10 @@ struct FamilyMember {
   Fd pidfd;
 };
 
-// Scans `proc_root`; skips processes that vanish mid-scan. Never includes the daemon.
+// Walks from the main process and the daemon's adopted children through the
+// children files of `proc_root` (falling back to a scan of every process when
+// the kernel has none); skips processes that vanish meanwhile. Never includes
+// the daemon.
 std::vector<FamilyMember> family_pidfds(const FamilyQuery& q, const std::string& proc_root = "/proc");
 
 // Process start time (proc(5) field 22) of `pid`, or 0 if it is gone.

@@ -365,7 +365,9 @@ void Supervisor::kill_family(int64_t worker_id, pid_t pgid, uint64_t leader_star
 }
 
 void Supervisor::signal_family(int64_t worker_id, pid_t main_pid, pid_t pgid, int sig) {
-  for (FamilyMember& m : family_pidfds(FamilyQuery{getpid(), main_pid, pgid, worker_id})) {
+  FamilyQuery q{getpid(), main_pid, pgid, worker_id,
+                [this](pid_t pid) { return pid_index_.contains(pid); }};
+  for (FamilyMember& m : family_pidfds(q)) {
     if (!pid_index_.contains(m.pid)) orphan_owner_[m.pid] = worker_id;
     syscall(SYS_pidfd_send_signal, m.pidfd.get(), sig, nullptr, 0);
     // A stopped process cannot act on SIGTERM until it is continued.
