@@ -496,20 +496,6 @@ TEST_CASE("samples returns recent CPU and RSS samples of a worker", "[integratio
   expect_error(d.get("/api/workers/999/samples"), 404, "not_found");
 }
 
-// Depth-first search of the tree JSON for `pid`.
-const Json* find_node(const Json& nodes, int64_t pid) {
-  for (const auto& n : nodes) {
-    if (n["pid"] == pid) return &n;
-    if (const Json* f = find_node(n["children"], pid)) return f;
-  }
-  return nullptr;
-}
-
-size_t count_nodes(const Json& nodes) {
-  size_t n = 0;
-  for (const auto& c : nodes) n += 1 + count_nodes(c["children"]);
-  return n;
-}
 
 TEST_CASE("tree nests supervised processes under the daemon with threads; scope=all shows more", "[integration]") {
   Daemon d;

@@ -206,4 +206,18 @@ std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
   return out;
 }
 
+const Json* find_node(const Json& nodes, int64_t pid) {
+  for (const auto& n : nodes) {
+    if (n["pid"] == pid) return &n;
+    if (const Json* f = find_node(n["children"], pid)) return f;
+  }
+  return nullptr;
+}
+
+size_t count_nodes(const Json& nodes) {
+  size_t n = 0;
+  for (const auto& c : nodes) n += 1 + count_nodes(c["children"]);
+  return n;
+}
+
 }  // namespace fwtest

@@ -92,4 +92,9 @@ inline std::vector<pid_t> zombie_children(pid_t parent) { return children_of(par
 // A unique scratch directory (removed by the caller or left for inspection).
 std::string make_temp_dir(const std::string& prefix);
 
+// Depth-first search of /api/tree's JSON (an array of nodes) for `pid`.
+const Json* find_node(const Json& nodes, int64_t pid);
+// Every node of the tree, threads not counted.
+size_t count_nodes(const Json& nodes);
+
 }  // namespace fwtest
