@@ -285,7 +285,8 @@ int main(int argc, char** argv) {
 
   // Serve at once (requests queue until the loop runs), but announce the
   // port only once every configured and restored worker exists, so whoever
-  // waits for the port file or READY=1 finds them in /api/workers.
+  // waits for the port file or READY=1 finds them in /api/workers. Their
+  // processes start on the loop's first round.
   supervisor.publish_now();
   if (auto st = api.start(); !st) die(1, st.error().message());
 
@@ -325,7 +326,7 @@ int main(int argc, char** argv) {
   std::function<void()> ping;
   if (auto interval = notifier.watchdog_interval()) {
     const int64_t every = std::chrono::duration_cast<std::chrono::nanoseconds>(*interval).count();
-    ping = [&] {
+    ping = [&, every] {  // `every` dies with this block; the timer outlives it
       notifier.watchdog_ping();
       (*loop)->add_timer(fw::monotonic_ns() + every, ping);
     };

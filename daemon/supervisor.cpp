@@ -531,20 +531,36 @@ void Supervisor::persist(const Worker& w, bool removed) {
 
 void Supervisor::apply_config(const Config& config) {
   config_programs_ = config.programs;
+  std::vector<int64_t> to_start;
   for (const ProgramSpec& p : config.programs) {
     for (int i = 0; i < p.instances; ++i) {
       std::string name = p.instances == 1 ? p.name : p.name + ":" + std::to_string(i);
       Worker& w = create_worker(p, p.name, name, false, p.name);
-      if (p.autostart) input(w, WorkerInput::kStart);
+      if (p.autostart) to_start.push_back(w.id);
     }
   }
+  start_once_running(std::move(to_start));
 }
 
 void Supervisor::restore(const std::vector<PersistedWorker>& workers) {
+  std::vector<int64_t> to_start;
   for (const PersistedWorker& p : workers) {
     Worker& w = create_worker(p.spec, p.program, p.name, true, "", p.id);
-    if (p.running) input(w, WorkerInput::kStart);
+    if (p.running) to_start.push_back(w.id);
   }
+  start_once_running(std::move(to_start));
+}
+
+// The workers exist (and show in the API) at once; their processes start on
+// the loop's first round, so a thousand forks never delay the daemon's
+// announcement that it serves.
+void Supervisor::start_once_running(std::vector<int64_t> ids) {
+  if (ids.empty()) return;
+  loop_.add_timer(monotonic_ns(), [this, ids = std::move(ids)] {
+    for (int64_t id : ids)
+      if (Worker* w = find(id); w && w->state == WorkerState::kStopped && !shutting_down_)
+        input(*w, WorkerInput::kStart);
+  });
 }
 
 void Supervisor::reload() {

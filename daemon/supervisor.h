@@ -91,6 +91,7 @@ class Supervisor {
   void on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, pid_t pgid);
   void on_exec_status(int64_t id);
   void confirm_exec(Worker& w);
+  void start_once_running(std::vector<int64_t> ids);
   void on_output(int fd);
   CommandReply handle(Command& c);
 
