@@ -38,7 +38,12 @@ test('an argument <img src=x onerror=alert(1)> shows as text and runs nothing', 
     // In the tree: the worker badge and the command line, literally.
     const proc = page.locator('.tree-row:not([hidden])', { has: page.locator('.c-pid', { hasText: new RegExp(`^${w.pid}$`) }) });
     await proc.waitFor({ timeout: 20000 });
-    assert.match(await proc.locator('.cmd').textContent(), /sleep 600; exit 0 <img src=x onerror=alert\(1\)>$/);
+    // A sample taken between fork and exec shows the daemon's own command
+    // line under the new pid; the next sample has the program's.
+    const literal = /sleep 600; exit 0 <img src=x onerror=alert\(1\)>$/;
+    await waitFor(async () => literal.test(await proc.locator('.cmd').textContent()),
+      { message: 'the worker\'s command line in the tree' });
+    assert.match(await proc.locator('.cmd').textContent(), literal);
     assert.match(await proc.locator('.wbadge').textContent(), /^<script>alert\(2\)<\/script> · running$/);
     // Selected, its argv is listed one argument per chip.
     await proc.click();
