@@ -1,7 +1,9 @@
 #include "spawner.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -24,12 +26,25 @@ enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kSta
   _exit(127);  // the shell's "command not found" status
 }
 
-// Runs in the child between fork and exec: async-signal-safe calls only.
-[[noreturn]] void child_exec(const SpawnRequest& req, char* const* argv, char* const* envp,
-                             int devnull, int out_w, int err_w, int status_w) {
-  if (setpgid(0, 0) != 0) child_fail(status_w, kStageSetpgid);
+// Everything the child needs, built by the parent before the clone.
+struct ChildArgs {
+  const SpawnRequest* req;
+  char* const* argv;
+  char* const* envp;
+  int devnull, out_w, err_w, status_w;
+};
+
+// Runs in the child between clone and exec, on its own stack but in the
+// parent's memory (CLONE_VM): async-signal-safe calls only, and nothing that
+// writes memory the parent reads later, except the errno it reports.
+// Not instrumented: the sanitizers' bookkeeping is the parent's, shared.
+__attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
+  const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
+  if (setpgid(0, 0) != 0) child_fail(a.status_w, kStageSetpgid);
   // Default dispositions for every catchable signal, then an empty mask:
   // a child must not inherit the daemon's blocked SIGCHLD or ignored SIGPIPE.
+  // Without CLONE_SIGHAND the child has its own copy of the handler table,
+  // so this does not touch the daemon's.
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig)
@@ -38,19 +53,32 @@ enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kSta
   sigemptyset(&empty);
   sigprocmask(SIG_SETMASK, &empty, nullptr);
 
-  if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0)
-    child_fail(status_w, kStageDup);
+  if (dup2(a.devnull, 0) < 0 || dup2(a.out_w, 1) < 0 || dup2(a.err_w, 2) < 0)
+    child_fail(a.status_w, kStageDup);
   // Everything above 2 closes at exec, the status pipe included; nothing leaks.
   syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
-  if (req.nofile_soft >= 0) {
+  if (a.req->nofile_soft >= 0) {
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = static_cast<rlim_t>(req.nofile_soft);
+    rl.rlim_cur = static_cast<rlim_t>(a.req->nofile_soft);
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (!req.cwd.empty() && chdir(req.cwd.c_str()) != 0) child_fail(status_w, kStageChdir);
-  execve(req.path.c_str(), argv, envp);
-  child_fail(status_w, kStageExec);
+  if (!a.req->cwd.empty() && chdir(a.req->cwd.c_str()) != 0) child_fail(a.status_w, kStageChdir);
+  execve(a.req->path.c_str(), a.argv, a.envp);
+  child_fail(a.status_w, kStageExec);
+}
+
+// The child's stack: one mapping for the daemon's life. CLONE_VFORK keeps the
+// parent (the loop thread, the only caller) suspended until the child has
+// exec'd or exited, so one child at a time uses it.
+constexpr size_t kChildStackSize = 256 * 1024;
+void* child_stack_top() {
+  static void* top = [] {
+    void* base = mmap(nullptr, kChildStackSize, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    return base == MAP_FAILED ? nullptr : static_cast<char*>(base) + kChildStackSize;
+  }();
+  return top;
 }
 
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
@@ -72,47 +100,17 @@ bool is_executable_file(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
 }
 
-}  // namespace
-
-Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd) {
-  auto out = make_pipe(O_CLOEXEC);
-  if (!out) return out.error();
-  auto err = make_pipe(O_CLOEXEC);
-  if (!err) return err.error();
-  auto status = make_pipe(O_CLOEXEC);
-  if (!status) return status.error();
-  std::vector<char*> argv = c_strings(req.argv);
-  std::vector<char*> envp = c_strings(req.envp);
-
-  pid_t pid = fork();
-  if (pid < 0) return sys_error("fork");
-  if (pid == 0)
-    child_exec(req, argv.data(), envp.data(), devnull_fd, out->second.get(), err->second.get(),
-               status->second.get());
-
-  // Parent. Also set the group here: whichever of us runs first, the group
-  // exists before anyone signals it (the classic job-control race).
-  setpgid(pid, pid);
-  SpawnedChild child;
-  child.pid = pid;
-  child.pidfd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-  child.exec_status = std::move(status->first);
-  child.out = std::move(out->first);
-  child.err = std::move(err->first);
-  for (int fd : {child.exec_status.get(), child.out.get(), child.err.get()})
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return child;  // the write ends close here, so EOF on `out` means every writer is gone
-}
-
-ExecOutcome read_exec_outcome(int fd, const SpawnRequest& req) {
+// What the status pipe holds once the child has exec'd or exited. With
+// CLONE_VFORK we only resume after one of the two, and a failing child writes
+// before it exits, so an empty pipe means execve passed its point of no return.
+std::string exec_error(int fd, const SpawnRequest& req) {
   int32_t msg[2] = {0, 0};
   ssize_t n;
   do {
     n = ::read(fd, msg, sizeof msg);
   } while (n < 0 && errno == EINTR);
-  if (n < 0 && errno == EAGAIN) return {ExecOutcome::kPending, {}};
-  if (n == 0) return {ExecOutcome::kExecuted, {}};
-  if (n != sizeof msg) return {ExecOutcome::kFailed, "exec status pipe: short read"};
+  if (n <= 0) return {};  // EOF or EAGAIN (close-on-exec not yet applied): exec'd
+  if (n != sizeof msg) return "exec status pipe: short read";
   std::string call;
   switch (msg[0]) {
     case kStageChdir: call = "chdir(" + req.cwd + ")"; break;
@@ -120,7 +118,42 @@ ExecOutcome read_exec_outcome(int fd, const SpawnRequest& req) {
     case kStageSetpgid: call = "setpgid"; break;
     default: call = "execve(" + req.path + ")"; break;
   }
-  return {ExecOutcome::kFailed, call + ": " + std::strerror(msg[1])};
+  return call + ": " + std::strerror(msg[1]);
+}
+
+}  // namespace
+
+Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd) {
+  auto out = make_pipe(O_CLOEXEC);
+  if (!out) return out.error();
+  auto err = make_pipe(O_CLOEXEC);
+  if (!err) return err.error();
+  auto status = make_pipe(O_CLOEXEC | O_NONBLOCK);
+  if (!status) return status.error();
+  std::vector<char*> argv = c_strings(req.argv);
+  std::vector<char*> envp = c_strings(req.envp);
+
+  void* stack = child_stack_top();
+  if (!stack) return sys_error("mmap(child stack)");
+  ChildArgs args{&req, argv.data(), envp.data(), devnull_fd, out->second.get(),
+                 err->second.get(), status->second.get()};
+  // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of the
+  // daemon's page tables, so no copy-on-write faults (and TLB shootdowns
+  // across the HTTP threads) after the fork. We resume once the child has
+  // exec'd or exited, so its process group already exists before anyone
+  // can signal it.
+  pid_t pid = clone(child_exec, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  if (pid < 0) return sys_error("clone");
+
+  SpawnedChild child;
+  child.pid = pid;
+  child.pidfd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+  status->second.reset();
+  child.exec_error = exec_error(status->first.get(), req);
+  child.out = std::move(out->first);
+  child.err = std::move(err->first);
+  for (int fd : {child.out.get(), child.err.get()}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return child;  // the write ends close here, so EOF on `out` means every writer is gone
 }
 
 Result<std::string> resolve_command(const std::string& name, const std::string& workers_dir,

@@ -1,10 +1,12 @@
-// Spawner: fork + exec of one worker process. Everything the child needs
-// (path, argv, envp, fds) is built before fork; between fork and exec the child
-// makes only async-signal-safe calls. The child leads its own process group,
+// Spawner: clone(CLONE_VM | CLONE_VFORK) + exec of one worker process, the
+// way posix_spawn works. Everything the child needs (path, argv, envp, fds) is
+// built before the clone; between clone and exec the child makes only
+// async-signal-safe calls. The child leads its own process group,
 // reads /dev/null, writes to two pipes, holds only fds 0-2, and starts with an
 // empty signal mask and every disposition at its default.
-// An exec failure comes back through a close-on-exec pipe: EOF means exec'd,
-// 8 bytes mean "stage, errno". Called on the loop thread only.
+// An exec failure comes back through a close-on-exec pipe ("stage, errno"),
+// read before spawn() returns: the caller knows at once whether the program
+// runs. Called on the loop thread only.
 #pragma once
 
 #include <sys/types.h>
@@ -30,19 +32,14 @@ struct SpawnRequest {
 struct SpawnedChild {
   pid_t pid = -1;
   Fd pidfd;        // refers to exactly this process, whatever happens to the pid number
-  Fd exec_status;  // read end of the close-on-exec pipe, non-blocking
   Fd out;          // read end of the child's stdout, non-blocking
   Fd err;          // read end of the child's stderr, non-blocking
+  // Empty: the child has exec'd. Otherwise why it could not, e.g.
+  // "execve(/bin/x): No such file or directory"; the child then exits 127.
+  std::string exec_error;
 };
 
 Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd);
-
-// What the exec-status pipe says. kPending: the child has not exec'd yet.
-struct ExecOutcome {
-  enum Kind { kPending, kExecuted, kFailed } kind = kPending;
-  std::string error;  // for kFailed: "execve(/bin/x): No such file or directory"
-};
-ExecOutcome read_exec_outcome(int exec_status_fd, const SpawnRequest& req);
 
 // Resolves a bare command name: the workers dir first, then each PATH entry.
 // A name with a '/' is taken as is. Fails with a clear message when nothing
