@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "event.h"
 #include "log.h"
@@ -25,7 +26,10 @@ Rusage to_rusage(const rusage& ru) {
 size_t reap_all(const std::function<bool(pid_t)>& is_own_child,
                 const std::function<void(const Reaped&)>& on_status) {
   constexpr int kWhich = WEXITED | WSTOPPED | WCONTINUED | WNOHANG;
-  size_t count = 0;
+  // Drain first, act after: acting (recording, restarting, forking) between
+  // two waits would make the last of a burst of exits wait for every
+  // restart before it. A child that exits while we act raises a new SIGCHLD.
+  std::vector<Reaped> batch;
   for (;;) {
     // Peek first (WNOWAIT) to learn the pid while a zombie still has its group.
     siginfo_t info{};
@@ -51,10 +55,10 @@ size_t reap_all(const std::function<bool(pid_t)>& is_own_child,
     r.ts_ns = realtime_ns();
     // Stop and continue statuses carry no resource usage (the contract's zeros).
     if (WIFEXITED(status) || WIFSIGNALED(status)) r.rusage = to_rusage(ru);
-    on_status(r);
-    ++count;
+    batch.push_back(r);
   }
-  return count;
+  for (const Reaped& r : batch) on_status(r);
+  return batch.size();
 }
 
 }  // namespace forkwatch

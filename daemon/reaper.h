@@ -1,6 +1,7 @@
 // Reaper: drains every wait status the kernel holds for this process. One
 // SIGCHLD can stand for a thousand exits (signals coalesce), so each wake-up
-// loops wait4 until it returns 0 or ECHILD; EINTR is retried. Loop thread only.
+// loops wait4 until it returns 0 or ECHILD; EINTR is retried. Every status is
+// collected before the first `on_status` call. Loop thread only.
 #pragma once
 
 #include <sys/types.h>

@@ -28,10 +28,8 @@ struct Supervisor::Worker {
   bool persistent = false;
   WorkerState state = WorkerState::kStopped;
   pid_t pid = -1;         // main process; -1 once reaped (set back exactly once, in on_reaped)
-  pid_t spawned_pid = -1;  // the last pid spawned, kept after reaping for the spawn event
   uint64_t start_time = 0;  // proc start time of `pid`, to tell its group from a reused number
   Fd pidfd;
-  Fd exec_status;         // open while the child has not exec'd yet
   SpawnRequest request;   // what the current process was started with
   int64_t started_mono_ns = 0, started_at_ns = 0;
   int restarts = 0, consecutive_failures = 0;
@@ -68,6 +66,7 @@ Status Supervisor::init() {
   if (auto st = loop_.add(signal_fd_.get(), [this](uint32_t) { on_signal(); }); !st) return st;
   if (auto st = loop_.add(commands_.fd(), [this](uint32_t) { on_commands(); }); !st) return st;
   loop_.set_after_dispatch([this] {
+    start_due_restarts();
     counters_.loop_wakeups = loop_.wakeups();
     publish_if_dirty();
   });
@@ -96,9 +95,25 @@ void Supervisor::on_signal() {
 
 void Supervisor::on_sigchld() {
   ++counters_.sigchld_wakeups;
+  reap_now();
+}
+
+void Supervisor::reap_now() {
   reap_all([this](pid_t pid) { return pid_index_.contains(pid); },
            [this](const Reaped& r) { on_reaped(r.pid, r.raw, r.rusage, r.ts_ns, r.pgid); });
   check_shutdown_done();
+}
+
+void Supervisor::start_due_restarts() {
+  while (!due_restarts_.empty()) {
+    reap_now();  // children that died meanwhile first: their rows and restarts must not wait
+    auto [id, restarts] = due_restarts_.front();
+    due_restarts_.pop_front();
+    // Skip a restart overtaken by a stop, a start or a later exit of the same worker.
+    Worker* w = find(id);
+    if (w && w->state == WorkerState::kBackoff && w->restarts == restarts)
+      input(*w, WorkerInput::kBackoffElapsed);
+  }
 }
 
 void Supervisor::on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, pid_t pgid) {
@@ -150,19 +165,6 @@ void Supervisor::on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, 
   pid_index_.erase(idx);
   w.pid = -1;
   w.pidfd.reset();
-  if (w.exec_status) {
-    // Exited before we heard from the status pipe: the pipe still tells why.
-    ExecOutcome outcome = read_exec_outcome(w.exec_status.get(), w.request);
-    loop_.remove(w.exec_status.get());
-    w.exec_status.reset();
-    if (outcome.kind == ExecOutcome::kFailed) {
-      e.kind = EventKind::kExit;
-      emit(std::move(e));
-      fail_fatal(w, outcome.error);
-      return;
-    }
-    confirm_exec(w);
-  }
   e.kind = EventKind::kExit;
   emit(std::move(e));
   w.last_exit = rec;
@@ -205,13 +207,13 @@ void Supervisor::input(Worker& w, WorkerInput in, const ExitFacts& facts) {
       e.detail = "restart " + std::to_string(w.consecutive_failures) + " in " + std::to_string(delay) + " ms";
       emit(std::move(e));
       if (delay == 0) {
-        input(w, WorkerInput::kBackoffElapsed);
+        due_restarts_.emplace_back(w.id, w.restarts);
       } else {
         const int64_t id = w.id;
         w.restart_timer = loop_.add_timer(monotonic_ns() + delay * 1'000'000, [this, id] {
           if (Worker* x = find(id)) {
             x->restart_timer = 0;
-            input(*x, WorkerInput::kBackoffElapsed);
+            due_restarts_.emplace_back(id, x->restarts);
           }
         });
       }
@@ -260,47 +262,28 @@ void Supervisor::start_process(Worker& w) {
   }
   ++counters_.spawns;
   w.pid = child->pid;
-  w.spawned_pid = child->pid;
   w.pidfd = std::move(child->pidfd);
   w.start_time = 0;
   w.started_mono_ns = monotonic_ns();
   w.started_at_ns = realtime_ns();
   pid_index_[w.pid] = w.id;
   pgid_owner_[w.pid] = w.id;
-  w.exec_status = std::move(child->exec_status);
-  const int64_t id = w.id;
-  loop_.add(w.exec_status.get(), [this, id](uint32_t) { on_exec_status(id); });
   for (auto [fd, stream] : {std::pair{&child->out, Stream::kStdout}, {&child->err, Stream::kStderr}}) {
     const int raw = fd->get();
     pipes_.emplace(raw, Pipe{w.id, stream, std::move(*fd), w.output});
     loop_.add(raw, [this, raw](uint32_t) { on_output(raw); });
   }
-}
-
-void Supervisor::on_exec_status(int64_t id) {
-  Worker* w = find(id);
-  if (!w || !w->exec_status) return;
-  ExecOutcome outcome = read_exec_outcome(w->exec_status.get(), w->request);
-  if (outcome.kind == ExecOutcome::kPending) return;
-  loop_.remove(w->exec_status.get());
-  w->exec_status.reset();
-  if (outcome.kind == ExecOutcome::kFailed) {
+  if (!child->exec_error.empty()) {
     ++counters_.spawn_failures;
-    fail_fatal(*w, outcome.error);  // the child exits 127; its status is recorded when reaped
+    fail_fatal(w, child->exec_error);  // the child exits 127; its status is recorded when reaped
     return;
   }
-  confirm_exec(*w);
-}
-
-// The exec succeeded: announce the spawn. Called from the status pipe's EOF,
-// or from the reaper when the child exec'd and died before that EOF was read
-// (its pid is gone then, so the event carries the pid it had).
-void Supervisor::confirm_exec(Worker& w) {
-  if (w.pid > 0) w.start_time = process_start_time(w.pid);
+  // spawn() returns after the exec: the program runs now.
+  w.start_time = process_start_time(w.pid);
   Event e;
   e.kind = EventKind::kSpawn;
   e.worker_id = w.id;
-  e.pid = w.spawned_pid;
+  e.pid = w.pid;
   e.detail = w.request.path;
   emit(std::move(e));
   input(w, WorkerInput::kExecOk);
@@ -501,7 +484,6 @@ void Supervisor::remove_worker(int64_t id) {
   if (!w) return;
   loop_.cancel_timer(w->restart_timer);
   loop_.cancel_timer(w->kill_timer);
-  if (w->exec_status) loop_.remove(w->exec_status.get());
   // Pipes stay until EOF: late output of the last process still gets logged.
   workers_.erase(id);
   dirty_ = true;

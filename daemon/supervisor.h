@@ -7,6 +7,7 @@
 
 #include <sys/types.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -87,10 +88,10 @@ class Supervisor {
 
   void on_signal();
   void on_sigchld();
+  void reap_now();
+  void start_due_restarts();
   void on_commands();
   void on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, pid_t pgid);
-  void on_exec_status(int64_t id);
-  void confirm_exec(Worker& w);
   void start_once_running(std::vector<int64_t> ids);
   void on_output(int fd);
   CommandReply handle(Command& c);
@@ -149,6 +150,10 @@ class Supervisor {
   // A changed program's new worker -> its old workers still stopping: it
   // starts once they are gone, so it never races them for a port or a file.
   std::map<int64_t, std::vector<int64_t>> start_after_;
+  // Restarts whose backoff has elapsed: (worker id, its restart count then).
+  // Started at the end of the loop round, with a reap before each, so a burst
+  // of exits is all reaped and recorded before the first replacement forks.
+  std::deque<std::pair<int64_t, int>> due_restarts_;
   std::vector<std::pair<SampleNow, std::promise<CommandReply>>> sample_waiters_;
   uint64_t last_event_id_ = 0;
   int64_t last_worker_id_ = 0;
