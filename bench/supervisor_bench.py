@@ -76,6 +76,31 @@ class Bench(BenchRun):
         print(f"  floor (python posix_spawn+waitpid loop): exit->next start {summary_ms(e2e)}")
         record("restart", "floor", "e2e p50 ms", percentile(e2e, 50) / 1e6)
 
+    def spawn_floor(self, n):
+        """What a minimal parent costs: posix_spawn n sleepers back to back, time until all run."""
+        pf = self.probe_file("spawn-floor")
+        t0 = now_ns()
+        pids = [os.posix_spawn(self.probe, [self.probe, "--out", pf.path, "--sleep"], os.environ) for _ in range(n)]
+        try:
+            wait_for(lambda: pf.count() >= n, 120, 0.002, f"{n} floor probes started")
+            span = (max(l[1] for l in pf.lines()) - t0) / 1e9
+            print(f"  floor (python posix_spawn loop): {n} started in {span * 1000:.1f} ms -> {n / span:.0f}/s  "
+                  f"[{load()}]")
+            record(f"spawn{n}", "floor", "ms to all started", span * 1000)
+        finally:
+            self.kill_floor(pids)
+
+    def kill_floor(self, pids):
+        """What a minimal parent costs: SIGKILL its own children, waitpid each."""
+        t0 = now_ns()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            os.waitpid(pid, 0)
+        ms = (now_ns() - t0) / 1e6
+        print(f"  floor (python kill + waitpid): {len(pids)} SIGKILLed and reaped in {ms:.1f} ms  [{load()}]")
+        record(f"kill{len(pids)}", "floor", "all reaped ms", ms)
+
     def restart(self, name):
         n = self.args.restarts if name != "supervisord" else self.args.sd_restarts
         pf = self.probe_file("restart")
@@ -344,6 +369,7 @@ def main():
             for name in peers:
                 b.restart(name)
         elif sc == "spawn":
+            b.spawn_floor(200)
             for name in peers:
                 b.spawn(name, 200)
             if "forkwatchd" in peers and args.spawn_big:
@@ -352,6 +378,8 @@ def main():
             for name in peers:
                 b.idle(name)
         elif sc == "kill":
+            if "spawn" not in args.scenarios:
+                b.spawn_floor(200)  # its kill_floor is this scenario's floor
             for name in peers:
                 b.kill(name)
         elif sc == "storm":
