@@ -7,6 +7,9 @@
 
 #include <charconv>
 #include <chrono>
+#include <fstream>
+#include <mutex>
+#include <sstream>
 
 #include "auth.h"
 #include "event.h"
@@ -16,6 +19,7 @@
 #include "log.h"
 #include "parse_number.h"
 #include "sampler.h"
+#include "static_files.h"
 #include "task_pool.h"
 
 namespace forkwatch {
@@ -102,11 +106,29 @@ class ApiServer::Impl {
 
   ApiDeps deps;
   ApiOptions opt;
+  StaticFiles web{opt.web_dir};
   Server svr;
   std::thread thread;
   db::LatencyHistogram request_duration;
 
   std::shared_ptr<const Snapshot> snapshot() const { return deps.snapshots->latest(); }
+
+  // GET /api/workers is rendered once per snapshot: a poller between two
+  // changes gets the same text without building 100 json values again.
+  std::mutex workers_json_mu;
+  std::shared_ptr<const Snapshot> workers_json_for;  // held, so its address is not reused
+  std::string workers_json;
+  std::string workers_list_json() {
+    auto s = snapshot();
+    std::lock_guard lock(workers_json_mu);
+    if (workers_json_for != s) {
+      json out = json::array();
+      for (const auto& w : s->workers) out.push_back(worker_json(w, false));
+      workers_json = json{{"workers", out}}.dump();
+      workers_json_for = std::move(s);
+    }
+    return workers_json;
+  }
 
   // Posts a command and waits for the loop's reply.
   std::optional<CommandReply> call(Command c) {
@@ -124,6 +146,7 @@ class ApiServer::Impl {
   void logs(const httplib::Request& req, httplib::Response& res, int64_t id);
   void events(const httplib::Request& req, httplib::Response& res);
   std::shared_ptr<const TreeSample> fresh_tree(bool all);
+  void static_file(const httplib::Request& req, httplib::Response& res);
 };
 
 bool ApiServer::Impl::authorized(const httplib::Request& req, httplib::Response& res) {
@@ -225,10 +248,7 @@ void ApiServer::Impl::routes() {
     send_json(res, 200, json{{"programs", out}}.dump());
   });
   svr.Get("/api/workers", [this](const httplib::Request&, httplib::Response& res) {
-    auto s = snapshot();
-    json out = json::array();
-    for (const auto& w : s->workers) out.push_back(worker_json(w, false));
-    send_json(res, 200, json{{"workers", out}}.dump());
+    send_json(res, 200, workers_list_json());
   });
   svr.Post("/api/workers", [this](const httplib::Request& req, httplib::Response& res) { start_worker(req, res); });
   svr.Get(R"(/api/workers/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
@@ -272,12 +292,27 @@ void ApiServer::Impl::routes() {
   svr.Get(R"(/api/.*)", [](const httplib::Request& req, httplib::Response& res) {
     send_error(res, {404, "not_found", "no such endpoint: GET " + req.path});
   });
-  if (!opt.web_dir.empty() && !svr.set_mount_point("/", opt.web_dir))
-    log::warning("dashboard directory not found: " + opt.web_dir);
-  // Same reason as send_json: a text/* type would be Brotli-compressed on every
-  // request; application/javascript with a charset is served as it is.
-  svr.set_file_extension_and_mimetype_mapping("js", "application/javascript; charset=utf-8");
-  svr.set_file_extension_and_mimetype_mapping("mjs", "application/javascript; charset=utf-8");
+  if (!opt.web_dir.empty() && !web.enabled()) log::warning("dashboard directory not found: " + opt.web_dir);
+  svr.Get(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) { static_file(req, res); });
+}
+
+void ApiServer::Impl::static_file(const httplib::Request& req, httplib::Response& res) {
+  auto file = web.resolve(req.path);
+  auto body = std::make_shared<std::string>();
+  if (file) {
+    std::ifstream in(*file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in) *body = std::move(text).str();
+    else file.reset();  // vanished or unreadable between resolve and read
+  }
+  if (!file) return send_error(res, {404, "not_found", "no such file: " + req.path});
+  res.set_header("Cache-Control", "no-cache");
+  // A sized provider: sent as it is, never compressed by this httplib build.
+  res.set_content_provider(body->size(), std::string(StaticFiles::content_type(*file)),
+                           [body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             return sink.write(body->data() + offset, length);
+                           });
 }
 
 void ApiServer::Impl::start_worker(const httplib::Request& req, httplib::Response& res) {

@@ -884,6 +884,30 @@ TEST_CASE("a command argv needs --allow-commands: 403 without, 201 with", "[inte
   }
 }
 
+TEST_CASE("the dashboard is served as it is, with its CSP, even to a client that offers br", "[integration]") {
+  Daemon d;
+  for (const char* path : {"/", "/css/app.css", "/js/main.js"}) {
+    INFO("path: " << path);
+    std::ifstream file(std::string(FORKWATCH_SOURCE_DIR) + "/web" + (std::string(path) == "/" ? "/index.html" : path));
+    std::string want((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    REQUIRE(!want.empty());
+    auto resp = raw_request(d.port(), std::string("GET ") + path +
+                                          " HTTP/1.1\r\nHost: x\r\nAccept-Encoding: br, gzip\r\nConnection: close\r\n\r\n");
+    CHECK(status_of(resp) == 200);
+    const auto head_end = resp.find("\r\n\r\n");
+    REQUIRE(head_end != std::string::npos);
+    const std::string head = resp.substr(0, head_end);
+    CHECK(head.find("Content-Encoding") == std::string::npos);
+    CHECK(head.find("Content-Security-Policy: default-src 'self'") != std::string::npos);
+    CHECK(head.find("charset=utf-8") != std::string::npos);
+    CHECK(resp.substr(head_end + 4) == want);
+  }
+  // A file that is not there is a JSON 404, like any other unknown path.
+  auto missing = raw_request(d.port(), "GET /no-such-file.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(status_of(missing) == 404);
+  CHECK(missing.find("\"not_found\"") != std::string::npos);
+}
+
 TEST_CASE("paths that climb out of the web root never serve the file", "[integration]") {
   Daemon d;
   auto b = bystander(d);
