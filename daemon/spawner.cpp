@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <linux/close_range.h>
@@ -17,7 +18,7 @@ namespace forkwatch {
 namespace {
 
 // Stages the child reports with its errno, so the parent can say which call failed.
-enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kStageSetpgid = 4 };
+enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kStageSetpgid = 4, kStageFds = 5 };
 
 [[noreturn]] void child_fail(int fd, int32_t stage) {
   int32_t msg[2] = {stage, errno};
@@ -26,12 +27,39 @@ enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kSta
   _exit(127);  // the shell's "command not found" status
 }
 
+// Four low fd numbers the daemon keeps open for its whole life (on /dev/null
+// when idle): the child's stdin, stdout, stderr and exec-status pipe are
+// placed there for the duration of one clone. The child shares the daemon's
+// fd table (CLONE_FILES) and unshares it with close_range(CLOSE_RANGE_UNSHARE)
+// from just above the slots, so the kernel copies only the few fds below
+// them. Without this every spawn copied the whole table and exec closed
+// every copy: with 10,000 workers (30,000 fds) that was most of a spawn.
+struct Slots {
+  int in = -1, out = -1, err = -1, status = -1;
+  int filler = -1;     // /dev/null, put back into a slot after each spawn
+  unsigned end = 0;    // one past the highest slot
+};
+
+const Slots* slots() {
+  static const Slots* prepared = [] () -> const Slots* {
+    static Slots s;
+    int* fds[] = {&s.in, &s.out, &s.err, &s.status, &s.filler};
+    for (int* fd : fds) {
+      *fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (*fd < 0) return nullptr;
+    }
+    s.end = static_cast<unsigned>(std::max({s.in, s.out, s.err, s.status})) + 1;
+    return &s;
+  }();
+  return prepared;
+}
+
 // Everything the child needs, built by the parent before the clone.
 struct ChildArgs {
   const SpawnRequest* req;
   char* const* argv;
   char* const* envp;
-  int devnull, out_w, err_w, status_w;
+  const Slots* slots;
 };
 
 // Runs in the child between clone and exec, on its own stack but in the
@@ -40,7 +68,11 @@ struct ChildArgs {
 // Not instrumented: the sanitizers' bookkeeping is the parent's, shared.
 __attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
   const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
-  if (setpgid(0, 0) != 0) child_fail(a.status_w, kStageSetpgid);
+  const Slots& fd = *a.slots;
+  // A table of our own, copied only up to the slots; from here on nothing we
+  // do to fds touches the daemon's.
+  if (syscall(SYS_close_range, fd.end, ~0u, CLOSE_RANGE_UNSHARE) != 0) child_fail(fd.status, kStageFds);
+  if (setpgid(0, 0) != 0) child_fail(fd.status, kStageSetpgid);
   // Default dispositions for every catchable signal, then an empty mask:
   // a child must not inherit the daemon's blocked SIGCHLD or ignored SIGPIPE.
   // Without CLONE_SIGHAND the child has its own copy of the handler table,
@@ -53,8 +85,7 @@ __attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
   sigemptyset(&empty);
   sigprocmask(SIG_SETMASK, &empty, nullptr);
 
-  if (dup2(a.devnull, 0) < 0 || dup2(a.out_w, 1) < 0 || dup2(a.err_w, 2) < 0)
-    child_fail(a.status_w, kStageDup);
+  if (dup2(fd.in, 0) < 0 || dup2(fd.out, 1) < 0 || dup2(fd.err, 2) < 0) child_fail(fd.status, kStageDup);
   // Everything above 2 closes at exec, the status pipe included; nothing leaks.
   syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
   if (a.req->nofile_soft >= 0) {
@@ -63,9 +94,9 @@ __attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
     rl.rlim_cur = static_cast<rlim_t>(a.req->nofile_soft);
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (!a.req->cwd.empty() && chdir(a.req->cwd.c_str()) != 0) child_fail(a.status_w, kStageChdir);
+  if (!a.req->cwd.empty() && chdir(a.req->cwd.c_str()) != 0) child_fail(fd.status, kStageChdir);
   execve(a.req->path.c_str(), a.argv, a.envp);
-  child_fail(a.status_w, kStageExec);
+  child_fail(fd.status, kStageExec);
 }
 
 // The child's stack: one mapping for the daemon's life. CLONE_VFORK keeps the
@@ -116,6 +147,7 @@ std::string exec_error(int fd, const SpawnRequest& req) {
     case kStageChdir: call = "chdir(" + req.cwd + ")"; break;
     case kStageDup: call = "dup2(stdio)"; break;
     case kStageSetpgid: call = "setpgid"; break;
+    case kStageFds: call = "close_range(CLOSE_RANGE_UNSHARE)"; break;
     default: call = "execve(" + req.path + ")"; break;
   }
   return call + ": " + std::strerror(msg[1]);
@@ -123,7 +155,14 @@ std::string exec_error(int fd, const SpawnRequest& req) {
 
 }  // namespace
 
-Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd) {
+Status spawn_prepare() {
+  if (!slots()) return sys_error("open(/dev/null) for the spawn fd slots");
+  return Ok{};
+}
+
+Result<SpawnedChild> spawn(const SpawnRequest& req) {
+  const Slots* fd = slots();
+  if (!fd) return sys_error("open(/dev/null) for the spawn fd slots");
   auto out = make_pipe(O_CLOEXEC);
   if (!out) return out.error();
   auto err = make_pipe(O_CLOEXEC);
@@ -132,18 +171,28 @@ Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd) {
   if (!status) return status.error();
   std::vector<char*> argv = c_strings(req.argv);
   std::vector<char*> envp = c_strings(req.envp);
-
   void* stack = child_stack_top();
   if (!stack) return sys_error("mmap(child stack)");
-  ChildArgs args{&req, argv.data(), envp.data(), devnull_fd, out->second.get(),
-                 err->second.get(), status->second.get()};
+
+  // Into the slots for this one clone (dup3 replaces the filler atomically),
+  // and back to the filler after it, which closes the slot's copies.
+  const std::pair<int, int> placed[] = {
+      {out->second.get(), fd->out}, {err->second.get(), fd->err}, {status->second.get(), fd->status}};
+  for (auto [from, slot] : placed)
+    if (dup3(from, slot, O_CLOEXEC) < 0) return sys_error("dup3(spawn slot)");
+  ChildArgs args{&req, argv.data(), envp.data(), fd};
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of the
   // daemon's page tables, so no copy-on-write faults (and TLB shootdowns
   // across the HTTP threads) after the fork. We resume once the child has
   // exec'd or exited, so its process group already exists before anyone
   // can signal it.
-  pid_t pid = clone(child_exec, stack, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-  if (pid < 0) return sys_error("clone");
+  pid_t pid = clone(child_exec, stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &args);
+  const int clone_errno = errno;
+  for (auto [from, slot] : placed) dup3(fd->filler, slot, O_CLOEXEC);
+  if (pid < 0) {
+    errno = clone_errno;
+    return sys_error("clone");
+  }
 
   SpawnedChild child;
   child.pid = pid;
@@ -152,7 +201,7 @@ Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd) {
   child.exec_error = exec_error(status->first.get(), req);
   child.out = std::move(out->first);
   child.err = std::move(err->first);
-  for (int fd : {child.out.get(), child.err.get()}) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  for (int f : {child.out.get(), child.err.get()}) fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK);
   return child;  // the write ends close here, so EOF on `out` means every writer is gone
 }
 

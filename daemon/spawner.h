@@ -39,7 +39,11 @@ struct SpawnedChild {
   std::string exec_error;
 };
 
-Result<SpawnedChild> spawn(const SpawnRequest& req, int devnull_fd);
+// The child reads /dev/null on stdin. The first call opens five fds the
+// spawner keeps for the daemon's life (see spawner.cpp); call spawn_prepare()
+// early, while fd numbers are still low, so they stay low.
+Result<SpawnedChild> spawn(const SpawnRequest& req);
+Status spawn_prepare();
 
 // Resolves a bare command name: the workers dir first, then each PATH entry.
 // A name with a '/' is taken as is. Fails with a clear message when nothing

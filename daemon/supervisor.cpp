@@ -61,8 +61,7 @@ Status Supervisor::init() {
   for (int sig : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
   signal_fd_ = Fd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signal_fd_) return sys_error("signalfd");
-  devnull_ = Fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
-  if (!devnull_) return sys_error("open(/dev/null)");
+  if (auto st = spawn_prepare(); !st) return st;
   if (auto st = loop_.add(signal_fd_.get(), [this](uint32_t) { on_signal(); }); !st) return st;
   if (auto st = loop_.add(commands_.fd(), [this](uint32_t) { on_commands(); }); !st) return st;
   loop_.set_after_dispatch([this] {
@@ -249,7 +248,7 @@ void Supervisor::start_process(Worker& w) {
   env[kWorkerIdEnv] = std::to_string(w.id);
   w.request = SpawnRequest{*path, w.spec.command, build_environment(environ, env), w.spec.cwd,
                            options_.worker_nofile};
-  auto child = spawn(w.request, devnull_.get());
+  auto child = spawn(w.request);
   if (!child) {
     // fork or pipe failed: resources, not the program. Let the policy retry.
     ++counters_.spawn_failures;

@@ -132,7 +132,6 @@ class Supervisor {
   std::function<void(const Snapshot&)> on_publish_;
 
   Fd signal_fd_;
-  Fd devnull_;
   std::map<int64_t, std::unique_ptr<Worker>> workers_;
   std::unordered_map<pid_t, int64_t> pid_index_;   // live main pid -> worker id
   std::unordered_map<pid_t, int64_t> pgid_owner_;  // every group a worker led -> worker id

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "daemon_harness.h"
 
@@ -178,4 +179,64 @@ TEST_CASE("stop reaches descendants that left the process group with setsid", "[
   REQUIRE(all_reaped);
   CHECK(rows(d, "adopted = 1 AND worker_id = " + std::to_string(id)) == 5);
   CHECK(zombie_children(d.pid()).empty());
+}
+
+namespace {
+
+// The "SigBlk:"-style hex mask line of /proc/PID/status.
+std::string status_line(pid_t pid, const std::string& key) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + ":", 0) == 0) return line.substr(key.size() + 1);
+  return "";
+}
+
+std::string trim(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t"));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("a worker starts with only fds 0-2, an empty signal mask and default dispositions, leading its group",
+          "[integration]") {
+  // Twenty workers first, so the daemon holds sixty more fds that must not leak.
+  Daemon d({.config = R"({"programs": [{"name": "crowd", "command": ["exit-with", "--sleep"], "instances": 20},
+                                       {"name": "probe", "command": ["exit-with", "--sleep"]}]})"});
+  REQUIRE(d.wait_state(21, "running"));
+  const pid_t pid = d.worker(21)["pid"].get<pid_t>();
+  const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
+  std::map<int, std::string> fds;
+  // The daemon hears "exec'd" at execve's point of no return; the kernel
+  // closes the close-on-exec fds a moment later. Wait for that, not longer.
+  const bool only_three = wait_until([&] {
+    fds.clear();
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(fd_dir, ec))
+      fds[std::stoi(e.path().filename().string())] = std::filesystem::read_symlink(e.path(), ec).string();
+    return fds.size() == 3;
+  }, 5s);
+  INFO("fds: " << fds.size());
+  CHECK(only_three);
+  CHECK(fds[0] == "/dev/null");
+  CHECK(fds[1].rfind("pipe:", 0) == 0);
+  CHECK(fds[2].rfind("pipe:", 0) == 0);
+  CHECK(fds[1] != fds[2]);  // stdout and stderr are captured apart
+  CHECK(trim(status_line(pid, "SigBlk")) == "0000000000000000");
+  CHECK(trim(status_line(pid, "SigIgn")) == "0000000000000000");
+  CHECK(getpgid(pid) == pid);
+  // The child shares the daemon's fd table until it unshares it: the dup2s
+  // onto 1 and 2 must not have reached the daemon's own stdout and stderr.
+  const std::string daemon_fd = "/proc/" + std::to_string(d.pid()) + "/fd/";
+  CHECK(std::filesystem::read_symlink(daemon_fd + "1").string() != fds[1]);
+  CHECK(std::filesystem::read_symlink(daemon_fd + "2").string() != fds[2]);
+}
+
+TEST_CASE("a cwd that does not exist is a fatal spawn error naming chdir", "[integration]") {
+  Daemon d({.config = R"({"programs": [{"name": "lost", "command": ["exit-with"],
+                                        "cwd": "/nonexistent/forkwatch-cwd", "restart": "always"}]})"});
+  REQUIRE(d.wait_state(1, "fatal"));
+  CHECK(d.worker(1)["fatal_reason"] == "chdir(/nonexistent/forkwatch-cwd): No such file or directory");
+  CHECK(d.worker(1)["restarts"] == 0);
+  REQUIRE(wait_until([&] { return rows(d, "worker_id = 1 AND wexitstatus = 127") == 1; }));
 }
