@@ -106,12 +106,12 @@ std::variant<StartWorker, ApiError> parse_start_request(const std::string& body,
   auto parsed = parse_body_object(body);
   if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
   const json& j = std::get<json>(parsed);
-  static const std::set<std::string> kKnown = {"program", "args", "name", "command", "env", "cwd",
+  static const std::set<std::string> kKnown = {"program", "args", "name", "command", "env", "cwd", "output",
                                                "restart", "restart_delay_ms", "max_restarts",
                                                "stop_signal", "stop_timeout_ms"};
   for (const auto& [key, value] : j.items())
     if (!kKnown.contains(key))
-      return ApiError{422, "unknown_field", "\"" + key + "\" is not a field of a worker request (known: program, args, name, command, env, cwd, restart, restart_delay_ms, max_restarts, stop_signal, stop_timeout_ms)"};
+      return ApiError{422, "unknown_field", "\"" + key + "\" is not a field of a worker request (known: program, args, name, command, env, cwd, output, restart, restart_delay_ms, max_restarts, stop_signal, stop_timeout_ms)"};
   const bool has_program = j.contains("program"), has_command = j.contains("command");
   if (has_program == has_command)
     return ApiError{422, "invalid_value", "give exactly one of \"program\" (a catalogue name) or \"command\" (an argv array)"};

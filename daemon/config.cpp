@@ -83,6 +83,12 @@ Status set_override(const std::string& key, const json& v, ProgramSpec& spec,
     if (!s) return s.error();
     if (!s->empty() && (*s)[0] != '/') return field_error(where, key, "must be an absolute path");
     spec.cwd = *s;
+  } else if (key == "output") {
+    auto s = string_field(v, where, key);
+    if (!s) return s.error();
+    if (*s == "capture") spec.capture_output = true;
+    else if (*s == "discard") spec.capture_output = false;
+    else return field_error(where, key, "must be capture or discard (got " + v.dump() + ")");
   } else if (key == "env") {
     if (!v.is_object()) return field_error(where, key, "must be an object of strings");
     if (v.size() > kMaxArgs) return field_error(where, key, "has more than 256 variables");
@@ -103,7 +109,7 @@ Status set_override(const std::string& key, const json& v, ProgramSpec& spec,
 bool is_override_key(const std::string& key) {
   static const std::set<std::string> kKeys = {"restart",     "restart_delay_ms", "max_restarts",
                                               "stop_signal", "stop_timeout_ms",  "env",
-                                              "cwd"};
+                                              "cwd",         "output"};
   return kKeys.contains(key);
 }
 
@@ -202,7 +208,8 @@ std::string program_to_json(const ProgramSpec& p) {
             {"max_restarts", p.max_restarts},
             {"stop_signal", signal_name(p.stop_signal)},
             {"stop_timeout_ms", p.stop_timeout_ms},
-            {"env", env}};
+            {"env", env},
+            {"output", p.capture_output ? "capture" : "discard"}};
   if (!p.cwd.empty()) j["cwd"] = p.cwd;
   return j.dump();
 }

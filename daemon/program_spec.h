@@ -27,6 +27,7 @@ struct ProgramSpec {
   int64_t stop_timeout_ms = 5000;
   std::map<std::string, std::string> env;  // added to the daemon's environment
   std::string cwd;                         // empty: the daemon's cwd
+  bool capture_output = true;              // "output": "capture" (pipes, logs) or "discard" (/dev/null)
   bool builtin = false;                    // one of the built-in worker programs
 
   bool operator==(const ProgramSpec&) const = default;

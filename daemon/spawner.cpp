@@ -163,10 +163,15 @@ Status spawn_prepare() {
 Result<SpawnedChild> spawn(const SpawnRequest& req) {
   const Slots* fd = slots();
   if (!fd) return sys_error("open(/dev/null) for the spawn fd slots");
-  auto out = make_pipe(O_CLOEXEC);
-  if (!out) return out.error();
-  auto err = make_pipe(O_CLOEXEC);
-  if (!err) return err.error();
+  std::pair<Fd, Fd> out, err;  // (read, write); left empty when output is discarded
+  if (req.capture_output) {
+    auto o = make_pipe(O_CLOEXEC);
+    if (!o) return o.error();
+    auto e = make_pipe(O_CLOEXEC);
+    if (!e) return e.error();
+    out = std::move(*o);
+    err = std::move(*e);
+  }
   auto status = make_pipe(O_CLOEXEC | O_NONBLOCK);
   if (!status) return status.error();
   std::vector<char*> argv = c_strings(req.argv);
@@ -177,7 +182,9 @@ Result<SpawnedChild> spawn(const SpawnRequest& req) {
   // Into the slots for this one clone (dup3 replaces the filler atomically),
   // and back to the filler after it, which closes the slot's copies.
   const std::pair<int, int> placed[] = {
-      {out->second.get(), fd->out}, {err->second.get(), fd->err}, {status->second.get(), fd->status}};
+      {req.capture_output ? out.second.get() : fd->in, fd->out},
+      {req.capture_output ? err.second.get() : fd->in, fd->err},
+      {status->second.get(), fd->status}};
   for (auto [from, slot] : placed)
     if (dup3(from, slot, O_CLOEXEC) < 0) return sys_error("dup3(spawn slot)");
   ChildArgs args{&req, argv.data(), envp.data(), fd};
@@ -196,12 +203,12 @@ Result<SpawnedChild> spawn(const SpawnRequest& req) {
 
   SpawnedChild child;
   child.pid = pid;
-  child.pidfd = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
   status->second.reset();
   child.exec_error = exec_error(status->first.get(), req);
-  child.out = std::move(out->first);
-  child.err = std::move(err->first);
-  for (int f : {child.out.get(), child.err.get()}) fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK);
+  child.out = std::move(out.first);
+  child.err = std::move(err.first);
+  for (const Fd* f : {&child.out, &child.err})
+    if (*f) fcntl(f->get(), F_SETFL, fcntl(f->get(), F_GETFL) | O_NONBLOCK);
   return child;  // the write ends close here, so EOF on `out` means every writer is gone
 }
 

@@ -27,13 +27,13 @@ struct SpawnRequest {
   std::vector<std::string> envp;  // "NAME=value"
   std::string cwd;                // empty: inherit
   int64_t nofile_soft = -1;       // soft RLIMIT_NOFILE to set in the child; -1: inherit
+  bool capture_output = true;     // false: stdout and stderr go to /dev/null, no pipes
 };
 
 struct SpawnedChild {
   pid_t pid = -1;
-  Fd pidfd;        // refers to exactly this process, whatever happens to the pid number
-  Fd out;          // read end of the child's stdout, non-blocking
-  Fd err;          // read end of the child's stderr, non-blocking
+  Fd out;          // read end of the child's stdout, non-blocking; none when not captured
+  Fd err;          // read end of the child's stderr, non-blocking; none when not captured
   // Empty: the child has exec'd. Otherwise why it could not, e.g.
   // "execve(/bin/x): No such file or directory"; the child then exits 127.
   std::string exec_error;

@@ -29,7 +29,6 @@ struct Supervisor::Worker {
   WorkerState state = WorkerState::kStopped;
   pid_t pid = -1;         // main process; -1 once reaped (set back exactly once, in on_reaped)
   uint64_t start_time = 0;  // proc start time of `pid`, to tell its group from a reused number
-  Fd pidfd;
   SpawnRequest request;   // what the current process was started with
   int64_t started_mono_ns = 0, started_at_ns = 0;
   int restarts = 0, consecutive_failures = 0;
@@ -163,7 +162,6 @@ void Supervisor::on_reaped(pid_t pid, int raw, const Rusage& ru, int64_t ts_ns, 
   // The main process is gone: its pid becomes invalid here and only here.
   pid_index_.erase(idx);
   w.pid = -1;
-  w.pidfd.reset();
   e.kind = EventKind::kExit;
   emit(std::move(e));
   w.last_exit = rec;
@@ -247,7 +245,7 @@ void Supervisor::start_process(Worker& w) {
   auto env = w.spec.env;
   env[kWorkerIdEnv] = std::to_string(w.id);
   w.request = SpawnRequest{*path, w.spec.command, build_environment(environ, env), w.spec.cwd,
-                           options_.worker_nofile};
+                           options_.worker_nofile, w.spec.capture_output};
   auto child = spawn(w.request);
   if (!child) {
     // fork or pipe failed: resources, not the program. Let the policy retry.
@@ -261,13 +259,13 @@ void Supervisor::start_process(Worker& w) {
   }
   ++counters_.spawns;
   w.pid = child->pid;
-  w.pidfd = std::move(child->pidfd);
   w.start_time = 0;
   w.started_mono_ns = monotonic_ns();
   w.started_at_ns = realtime_ns();
   pid_index_[w.pid] = w.id;
   pgid_owner_[w.pid] = w.id;
   for (auto [fd, stream] : {std::pair{&child->out, Stream::kStdout}, {&child->err, Stream::kStderr}}) {
+    if (!*fd) continue;  // output discarded
     const int raw = fd->get();
     pipes_.emplace(raw, Pipe{w.id, stream, std::move(*fd), w.output});
     loop_.add(raw, [this, raw](uint32_t) { on_output(raw); });

@@ -202,9 +202,13 @@ TEST_CASE("a worker starts with only fds 0-2, an empty signal mask and default d
           "[integration]") {
   // Twenty workers first, so the daemon holds sixty more fds that must not leak.
   Daemon d({.config = R"({"programs": [{"name": "crowd", "command": ["exit-with", "--sleep"], "instances": 20},
+                                       {"name": "quiet", "command": ["exit-with", "--sleep", "--stdout", "lost"],
+                                        "output": "discard"},
                                        {"name": "probe", "command": ["exit-with", "--sleep"]}]})"});
-  REQUIRE(d.wait_state(21, "running"));
-  const pid_t pid = d.worker(21)["pid"].get<pid_t>();
+  // The probe is spawned last, so a dup2 leaking into the shared table would
+  // have left the daemon's fds 1 and 2 on the probe's pipes.
+  REQUIRE(d.wait_state(22, "running"));
+  const pid_t pid = d.worker(22)["pid"].get<pid_t>();
   const std::string fd_dir = "/proc/" + std::to_string(pid) + "/fd";
   std::map<int, std::string> fds;
   // The daemon hears "exec'd" at execve's point of no return; the kernel
@@ -230,6 +234,12 @@ TEST_CASE("a worker starts with only fds 0-2, an empty signal mask and default d
   const std::string daemon_fd = "/proc/" + std::to_string(d.pid()) + "/fd/";
   CHECK(std::filesystem::read_symlink(daemon_fd + "1").string() != fds[1]);
   CHECK(std::filesystem::read_symlink(daemon_fd + "2").string() != fds[2]);
+
+  // "output": "discard": all three on /dev/null, no pipes held by the daemon.
+  REQUIRE(d.wait_state(21, "running"));
+  const std::string quiet_fds = "/proc/" + std::to_string(d.worker(21)["pid"].get<pid_t>()) + "/fd/";
+  for (const char* n : {"0", "1", "2"}) CHECK(std::filesystem::read_symlink(quiet_fds + n).string() == "/dev/null");
+  CHECK(d.worker(21)["output"]["bytes"] == 0);
 }
 
 TEST_CASE("a cwd that does not exist is a fatal spawn error naming chdir", "[integration]") {

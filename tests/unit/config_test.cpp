@@ -19,7 +19,7 @@ TEST_CASE("a full config parses with every field", "[unit]") {
   auto c = parse_config(R"({"programs": [
     {"name": "echo", "command": ["echo-fork", "--port", "9000"], "instances": 2,
      "autostart": false, "restart": "always", "restart_delay_ms": 250, "max_restarts": 4,
-     "stop_signal": "SIGINT", "stop_timeout_ms": 1500, "env": {"LANG": "C"}, "cwd": "/tmp"},
+     "stop_signal": "SIGINT", "stop_timeout_ms": 1500, "env": {"LANG": "C"}, "cwd": "/tmp", "output": "discard"},
     {"name": "min", "command": ["exit-with"]}]})", "p.json");
   REQUIRE(c);
   REQUIRE(c->programs.size() == 2);
@@ -34,9 +34,11 @@ TEST_CASE("a full config parses with every field", "[unit]") {
   CHECK(p.stop_timeout_ms == 1500);
   CHECK(p.env.at("LANG") == "C");
   CHECK(p.cwd == "/tmp");
+  CHECK_FALSE(p.capture_output);
   // Defaults for the minimal program.
   CHECK(c->programs[1].restart == forkwatch::RestartPolicy::kOnFailure);
   CHECK(c->programs[1].instances == 1);
+  CHECK(c->programs[1].capture_output);
 }
 
 TEST_CASE("each bad config names the file, program and field", "[unit]") {
@@ -58,6 +60,8 @@ TEST_CASE("each bad config names the file, program and field", "[unit]") {
         "programs.json: programs[0] (\"a\"): stop_signal: names no signal (got \"SIGNOPE\")");
   CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "cwd": "rel"}]})") ==
         "programs.json: programs[0] (\"a\"): cwd: must be an absolute path");
+  CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "output": "syslog"}]})") ==
+        "programs.json: programs[0] (\"a\"): output: must be capture or discard (got \"syslog\")");
   CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "restrat": "no"}]})") ==
         "programs.json: programs[0] (\"a\"): restrat: is not a known field");
   CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]})") ==
@@ -70,7 +74,7 @@ TEST_CASE("each bad config names the file, program and field", "[unit]") {
 
 TEST_CASE("a spec survives the trip to JSON and back", "[unit]") {
   auto c = parse_config(R"({"programs": [{"name": "e", "command": ["exit-with", "--code", "3"],
-    "restart": "no", "stop_signal": 2, "env": {"X": "1"}, "cwd": "/"}]})", "p");
+    "restart": "no", "stop_signal": 2, "env": {"X": "1"}, "cwd": "/", "output": "discard"}]})", "p");
   REQUIRE(c);
   auto j = nlohmann::json::parse(forkwatch::program_to_json(c->programs[0]));
   auto back = forkwatch::program_from_json(j, "again");
