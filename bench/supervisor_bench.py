@@ -280,8 +280,11 @@ class Bench(BenchRun):
         self.live.append(p)
         t_at_ms = int(time.time() * 1000) + self.args.storm_lead_s * 1000
         t_at = t_at_ms * 1_000_000
+        # Quiet programs: with output captured each worker holds two of the
+        # daemon's fds, and 10,000 would need more than a hard RLIMIT_NOFILE
+        # of 20,000 allows.
         programs = [{"name": f"storm{i}", "argv": ["exit-with", "--at-ms", str(t_at_ms)], "instances": per,
-                     "restart": "no"} for i in range(progs)]
+                     "restart": "no", "output": "discard"} for i in range(progs)]
         t0 = now_ns()
         old = resource.getrlimit(resource.RLIMIT_NOFILE)
         raise_nofile()  # inherited by the daemon
