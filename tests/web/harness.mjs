@@ -1,6 +1,7 @@
 // What every browser test needs: a real forkwatchd on 127.0.0.1 (its own
 // state dir, a free port), headless Debian chromium through playwright-core,
 // and waiting with deadlines instead of sleeps.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -37,6 +38,8 @@ export async function waitFor(fn, { timeout = 20000, interval = 100, message = '
     if (Date.now() > deadline) {
       throw new Error(`timed out after ${timeout} ms waiting for ${message}${last instanceof Error ? `: ${last.message}` : ''}`);
     }
+    // The poll interval between two looks at the condition, not a wait for
+    // the event itself: the deadline above bounds the whole wait.
     await sleep(interval);
   }
 }
@@ -156,4 +159,23 @@ export async function saveScreenshot(page, name) {
 // What a test leaves behind when it fails: the page's problems and the daemon's stderr.
 export function report(page, daemon) {
   return `page problems: ${JSON.stringify(page?.problems)}\nforkwatchd stderr:\n${daemon?.stderr ?? ''}`;
+}
+
+// One dashboard test: a fresh daemon and page, `body({ daemon, page, context })`,
+// then the page must have had no script errors, console errors, dialogs or
+// failed requests. A failure carries the page's and the daemon's logs; the
+// page and the daemon are closed either way.
+export async function dashboardTest(browser, { daemon: daemonOptions, page: pageOptions } = {}, body) {
+  const daemon = await Daemon.start(daemonOptions);
+  const { context, page } = await openPage(browser, pageOptions);
+  try {
+    await body({ daemon, page, context });
+    assert.deepEqual(page.problems, { errors: [], console: [], dialogs: [], http: [] });
+  } catch (e) {
+    e.message += `\n${report(page, daemon)}`;
+    throw e;
+  } finally {
+    await context.close();
+    await daemon.cleanup();
+  }
 }

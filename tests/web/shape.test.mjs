@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Daemon, launchBrowser, openPage, openDashboard, waitFor, report, saveScreenshot, repoRoot } from './harness.mjs';
+import { launchBrowser, openDashboard, waitFor, saveScreenshot, repoRoot, dashboardTest } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -31,9 +31,7 @@ function findNode(roots, pid) {
   return null;
 }
 
-test('a forking echo server grows and loses blocks as clients come and go', async () => {
-  const daemon = await Daemon.start();
-  const { context, page } = await openPage(browser);
+test('a forking echo server grows and loses blocks as clients come and go', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
   const clients = [];
   try {
     const echo = await daemon.api('POST', '/api/workers', { program: 'echo-fork', args: ['--port', '0'], name: 'echo', restart: 'no' });
@@ -76,20 +74,12 @@ test('a forking echo server grows and loses blocks as clients come and go', asyn
     await waitFor(async () => (await blocks())?.length === 1, { message: 'one block left under the server' });
     assert.ok(kids.includes((await blocks())[0]), 'the block left is one of the three children');
     await waitFor(async () => (await page.locator('.icicle .ghosts g').count()) === 0, { message: 'the ghosts to fade' });
-    assert.deepEqual(page.problems, { errors: [], console: [], dialogs: [], http: [] });
-  } catch (e) {
-    e.message += `\n${report(page, daemon)}`;
-    throw e;
   } finally {
     for (const c of clients) c.destroy();
-    await context.close();
-    await daemon.cleanup();
   }
-});
+}));
 
-test('screenshot of a busy dashboard (artifact, and docs/dashboard.png)', async () => {
-  const daemon = await Daemon.start();
-  const { context, page } = await openPage(browser, { width: 1440, height: 1100 });
+test('screenshot of a busy dashboard (artifact, and docs/dashboard.png)', () => dashboardTest(browser, { page: { width: 1440, height: 1100 } }, async ({ daemon, page }) => {
   const clients = [];
   try {
     const start = (program, args, name) => daemon.api('POST', '/api/workers', { program, args, name, restart: 'no' });
@@ -118,13 +108,7 @@ test('screenshot of a busy dashboard (artifact, and docs/dashboard.png)', async 
     const file = await saveScreenshot(page, 'dashboard.png');
     await mkdir(path.join(repoRoot, 'docs'), { recursive: true });
     await copyFile(file, path.join(repoRoot, 'docs/dashboard.png'));
-    assert.deepEqual(page.problems, { errors: [], console: [], dialogs: [], http: [] });
-  } catch (e) {
-    e.message += `\n${report(page, daemon)}`;
-    throw e;
   } finally {
     for (const c of clients) c.destroy();
-    await context.close();
-    await daemon.cleanup();
   }
-});
+}));

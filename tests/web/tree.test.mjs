@@ -3,110 +3,88 @@
 // reload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Daemon, launchBrowser, openPage, openDashboard, waitFor, report } from './harness.mjs';
+import { launchBrowser, openDashboard, waitFor, dashboardTest } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
-test('the tree shows a spawned thread-spawner with its six named threads', async () => {
-  const daemon = await Daemon.start();
-  const { context, page } = await openPage(browser);
-  try {
-    const w = await daemon.api('POST', '/api/workers',
-      { program: 'thread-spawner', args: ['--threads', '6'], name: 'spinner' });
-    await openDashboard(page, daemon);
+test('the tree shows a spawned thread-spawner with its six named threads', () => dashboardTest(browser, {}, async ({ daemon, page, context }) => {
+  const w = await daemon.api('POST', '/api/workers',
+    { program: 'thread-spawner', args: ['--threads', '6'], name: 'spinner' });
+  await openDashboard(page, daemon);
 
-    // The CSP the daemon sends: no inline script, no inline style.
-    const res = await page.request.get(`${daemon.url}/`);
-    assert.match(res.headers()['content-security-policy'], /script-src 'self'/);
+  // The CSP the daemon sends: no inline script, no inline style.
+  const res = await page.request.get(`${daemon.url}/`);
+  assert.match(res.headers()['content-security-policy'], /script-src 'self'/);
 
-    const proc = page.locator('.tree-row:not(.thread):not([hidden])', { has: page.locator('.comm', { hasText: /^thread-spawner$/ }) });
-    await proc.waitFor({ timeout: 20000 });
-    assert.equal((await proc.locator('.c-pid').textContent()).trim(), String(w.pid));
-    // Marked as a worker, with its name and state.
-    await waitFor(async () => /spinner · running/.test(await proc.locator('.wbadge').textContent()),
-      { message: 'the worker badge to say "spinner · running"' });
-    assert.equal((await proc.locator('.c-thr').textContent()).trim(), '▾7');
+  const proc = page.locator('.tree-row:not(.thread):not([hidden])', { has: page.locator('.comm', { hasText: /^thread-spawner$/ }) });
+  await proc.waitFor({ timeout: 20000 });
+  assert.equal((await proc.locator('.c-pid').textContent()).trim(), String(w.pid));
+  // Marked as a worker, with its name and state.
+  await waitFor(async () => /spinner · running/.test(await proc.locator('.wbadge').textContent()),
+    { message: 'the worker badge to say "spinner · running"' });
+  assert.equal((await proc.locator('.c-thr').textContent()).trim(), '▾7');
 
-    // Its threads are listed beneath it, by name (pthread_setname_np).
-    const threadNames = async () => page.locator('.tree-row.thread:not([hidden]) .comm').allTextContents();
-    await waitFor(async () => (await threadNames()).filter((n) => /^spawn-\d$/.test(n)).length === 6,
-      { message: 'six spawn-N thread rows' });
-    assert.deepEqual((await threadNames()).filter((n) => n.startsWith('spawn-')).sort(),
-      ['spawn-1', 'spawn-2', 'spawn-3', 'spawn-4', 'spawn-5', 'spawn-6']);
-    // Thread ids are real tids of that process.
-    const tree = await daemon.api('GET', '/api/tree');
-    const node = tree[0].children.find((c) => c.pid === w.pid);
-    const tids = node.threads.map((t) => String(t.tid));
-    for (const tid of await page.locator('.tree-row.thread:not([hidden]) .c-pid').allTextContents()) {
-      if (tids.includes(tid)) continue;
-      assert.fail(`thread row ${tid} is not a thread of ${w.pid} (${tids})`);
-    }
-
-    // The threads fold away and come back.
-    await proc.locator('.thr-toggle').click();
-    await waitFor(async () => (await threadNames()).length === 0, { message: 'threads to fold' });
-    await proc.locator('.thr-toggle').click();
-    await waitFor(async () => (await threadNames()).length === 7, { message: 'threads to unfold' });
-
-    // Folding the daemon's row hides the worker.
-    const root = page.locator('.tree-row:not([hidden])').first();
-    assert.equal((await root.locator('.comm').textContent()), 'forkwatchd');
-    await root.locator('.twisty').click();
-    await waitFor(async () => (await page.locator('.tree-row:not([hidden])').count()) === 1, { message: 'the root to fold' });
-    await root.locator('.twisty').click();
-
-    // The filter finds a thread by name and keeps its process as context.
-    await page.fill('#tree-filter', 'spawn-4');
-    await waitFor(async () => (await threadNames()).join() === 'spawn-4', { message: 'the filter to leave spawn-4' });
-    assert.ok(await proc.isVisible());
-    await page.fill('#tree-filter', '');
-
-    // Scope "all" shows the whole machine: pid 1 is a root.
-    await page.check('input[name=scope][value=all]');
-    await waitFor(async () => (await page.locator('.tree-row:not([hidden]) .c-pid').first().textContent()).trim() === '1',
-      { message: 'pid 1 at the top of the all-processes tree' });
-    await page.check('input[name=scope][value=supervised]');
-    await waitFor(async () => (await page.locator('.tree-row:not([hidden]) .comm').first().textContent()) === 'forkwatchd',
-      { message: 'the supervised tree back' });
-
-    assert.deepEqual(page.problems, { errors: [], console: [], dialogs: [], http: [] });
-  } catch (e) {
-    e.message += `\n${report(page, daemon)}`;
-    throw e;
-  } finally {
-    await context.close();
-    await daemon.cleanup();
+  // Its threads are listed beneath it, by name (pthread_setname_np).
+  const threadNames = async () => page.locator('.tree-row.thread:not([hidden]) .comm').allTextContents();
+  await waitFor(async () => (await threadNames()).filter((n) => /^spawn-\d$/.test(n)).length === 6,
+    { message: 'six spawn-N thread rows' });
+  assert.deepEqual((await threadNames()).filter((n) => n.startsWith('spawn-')).sort(),
+    ['spawn-1', 'spawn-2', 'spawn-3', 'spawn-4', 'spawn-5', 'spawn-6']);
+  // Thread ids are real tids of that process.
+  const tree = await daemon.api('GET', '/api/tree');
+  const node = tree[0].children.find((c) => c.pid === w.pid);
+  const tids = node.threads.map((t) => String(t.tid));
+  for (const tid of await page.locator('.tree-row.thread:not([hidden]) .c-pid').allTextContents()) {
+    if (tids.includes(tid)) continue;
+    assert.fail(`thread row ${tid} is not a thread of ${w.pid} (${tids})`);
   }
-});
 
-test('workers started elsewhere appear live, without a reload', async () => {
-  const daemon = await Daemon.start();
-  const { context, page } = await openPage(browser);
-  try {
-    await openDashboard(page, daemon);
-    await page.evaluate(() => { window.sameDocument = true; });
-    const w = await daemon.api('POST', '/api/workers',
-      { program: 'exit-with', args: ['--sleep'], name: 'latecomer', restart: 'no' });
-    const row = page.locator(`#workers-body tr[data-worker-id="${w.id}"]`);
-    await row.waitFor({ timeout: 20000 });
-    assert.match(await row.textContent(), /latecomer/);
-    const proc = page.locator('.tree-row:not([hidden])', { has: page.locator('.c-pid', { hasText: new RegExp(`^${w.pid}$`) }) });
-    await proc.waitFor({ timeout: 20000 });
-    // It leaves the tree when it ends; the graph drops its block as well.
-    await page.locator(`.icicle g.block[data-pid="${w.pid}"]`).waitFor({ timeout: 20000 });
-    await daemon.api('POST', `/api/workers/${w.id}/stop`);
-    await proc.waitFor({ state: 'detached', timeout: 20000 });
-    await waitFor(async () => /killed by SIGTERM/.test(await row.locator('td.last').textContent()),
-      { message: 'the worker row to say "killed by SIGTERM"' });
-    assert.equal(await page.evaluate(() => window.sameDocument), true, 'the page was reloaded');
-    assert.deepEqual(page.problems, { errors: [], console: [], dialogs: [], http: [] });
-  } catch (e) {
-    e.message += `\n${report(page, daemon)}`;
-    throw e;
-  } finally {
-    await context.close();
-    await daemon.cleanup();
-  }
-});
+  // The threads fold away and come back.
+  await proc.locator('.thr-toggle').click();
+  await waitFor(async () => (await threadNames()).length === 0, { message: 'threads to fold' });
+  await proc.locator('.thr-toggle').click();
+  await waitFor(async () => (await threadNames()).length === 7, { message: 'threads to unfold' });
+
+  // Folding the daemon's row hides the worker.
+  const root = page.locator('.tree-row:not([hidden])').first();
+  assert.equal((await root.locator('.comm').textContent()), 'forkwatchd');
+  await root.locator('.twisty').click();
+  await waitFor(async () => (await page.locator('.tree-row:not([hidden])').count()) === 1, { message: 'the root to fold' });
+  await root.locator('.twisty').click();
+
+  // The filter finds a thread by name and keeps its process as context.
+  await page.fill('#tree-filter', 'spawn-4');
+  await waitFor(async () => (await threadNames()).join() === 'spawn-4', { message: 'the filter to leave spawn-4' });
+  assert.ok(await proc.isVisible());
+  await page.fill('#tree-filter', '');
+
+  // Scope "all" shows the whole machine: pid 1 is a root.
+  await page.check('input[name=scope][value=all]');
+  await waitFor(async () => (await page.locator('.tree-row:not([hidden]) .c-pid').first().textContent()).trim() === '1',
+    { message: 'pid 1 at the top of the all-processes tree' });
+  await page.check('input[name=scope][value=supervised]');
+  await waitFor(async () => (await page.locator('.tree-row:not([hidden]) .comm').first().textContent()) === 'forkwatchd',
+    { message: 'the supervised tree back' });
+
+}));
+
+test('workers started elsewhere appear live, without a reload', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
+  await openDashboard(page, daemon);
+  await page.evaluate(() => { window.sameDocument = true; });
+  const w = await daemon.api('POST', '/api/workers',
+    { program: 'exit-with', args: ['--sleep'], name: 'latecomer', restart: 'no' });
+  const row = page.locator(`#workers-body tr[data-worker-id="${w.id}"]`);
+  await row.waitFor({ timeout: 20000 });
+  assert.match(await row.textContent(), /latecomer/);
+  const proc = page.locator('.tree-row:not([hidden])', { has: page.locator('.c-pid', { hasText: new RegExp(`^${w.pid}$`) }) });
+  await proc.waitFor({ timeout: 20000 });
+  // It leaves the tree when it ends; the graph drops its block as well.
+  await page.locator(`.icicle g.block[data-pid="${w.pid}"]`).waitFor({ timeout: 20000 });
+  await daemon.api('POST', `/api/workers/${w.id}/stop`);
+  await proc.waitFor({ state: 'detached', timeout: 20000 });
+  await waitFor(async () => /killed by SIGTERM/.test(await row.locator('td.last').textContent()),
+    { message: 'the worker row to say "killed by SIGTERM"' });
+  assert.equal(await page.evaluate(() => window.sameDocument), true, 'the page was reloaded');
+}));
