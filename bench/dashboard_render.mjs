@@ -65,6 +65,25 @@ function rawGet(daemon, urlPath, encoding) {
   });
 }
 
+// Resolves once the page has set the performance mark `name`. A light
+// page.evaluate with a PerformanceObserver, not page.waitForFunction: that
+// one first injects playwright's own script (tens of ms of main-thread time,
+// measured), which would land inside the render being timed.
+function waitForMark(page, name, timeout) {
+  return page.evaluate(([n, t]) => new Promise((resolve, reject) => {
+    const seen = () => performance.getEntriesByName(n, 'mark').length > 0;
+    if (seen()) return resolve();
+    const obs = new PerformanceObserver(() => {
+      if (seen()) {
+        obs.disconnect();
+        resolve();
+      }
+    });
+    obs.observe({ type: 'mark' });
+    setTimeout(() => reject(new Error(`no ${n} mark within ${t} ms`)), t);
+  }), [name, timeout]);
+}
+
 const daemon = await Daemon.start({ extraArgs: ['--sample-ms', '1000'] });
 const browser = await launchBrowser();
 try {
@@ -96,8 +115,7 @@ try {
       }
     });
     await page.goto(daemon.dashboardLink());
-    await page.waitForFunction(() => performance.getEntriesByName('fw:first-tree-painted').length > 0, null,
-      { timeout: 60000 });
+    await waitForMark(page, 'fw:first-tree-painted', 60000);
     const t = await page.evaluate(() => ({
       painted: performance.getEntriesByName('fw:first-tree-painted')[0].startTime,
       mark: performance.getEntriesByName('fw:first-tree')[0].startTime,
@@ -136,8 +154,7 @@ try {
   const { context, page } = await openPage(browser);
   await page.goto(daemon.dashboardLink());
   await page.locator('#conn[data-state="live"]').waitFor({ timeout: 30000 });
-  await page.waitForFunction(() => performance.getEntriesByName('fw:first-tree-painted').length > 0, null,
-    { timeout: 60000 });
+  await waitForMark(page, 'fw:first-tree-painted', 60000);
   // How big one sample event is: a second EventSource beside the page's own.
   const sampleInfo = await page.evaluate(() => new Promise((resolve) => {
     const es = new EventSource('/api/events');
@@ -301,8 +318,7 @@ async function measureFed(browser, daemon, recorded, n, runs) {
       await r.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache' }, body: eventsBody });
     });
     await page.goto(daemon.dashboardLink());
-    await page.waitForFunction(() => performance.getEntriesByName('fw:first-tree-painted').length > 0, null,
-      { timeout: 120000 });
+    await waitForMark(page, 'fw:first-tree-painted', 120000);
     const t = await page.evaluate(() => ({
       painted: performance.getEntriesByName('fw:first-tree-painted')[0].startTime,
       script: performance.getEntriesByName('fw:tree-update')[0].duration,

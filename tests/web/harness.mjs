@@ -20,6 +20,20 @@ export const chromiumPath = process.env.FORKWATCH_CHROMIUM ?? '/usr/bin/chromium
 const kChromiumArgs = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+  `--disable-features=${[
+    // Chromium 156's headless mode opens a browser window per context and
+    // preloads its omnibox popups' WebUI there: a second renderer parsing about
+    // a second of script, beside the page under test, on a 2-core machine
+    // (measured in a trace of bench/dashboard_render.mjs). Headless windows
+    // have no omnibox to pop up.
+    'WebUIOmniboxPopup', 'WebUIOmniboxAimPopup',
+    // Chromium keeps only the last --disable-features, and playwright passes
+    // its own before ours: playwright-core 1.65's list, kept.
+    'AvoidUnnecessaryBeforeUnloadCheckSync', 'DestroyProfileOnBrowserClose', 'HttpsUpgrades',
+    'HttpsFirstBalancedModeAutoEnable', 'LensOverlay', 'MediaRouter', 'PaintHolding', 'ThirdPartyStoragePartitioning',
+    'AvoidCorsURLLoaderRestartOnRedirect', 'OptimizationHints', 'NetworkTimeServiceQuerying', 'AimEnabled',
+    'PreconnectToSearch',
+  ].join(',')}`,
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
