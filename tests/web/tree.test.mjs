@@ -70,6 +70,49 @@ test('the tree shows a spawned thread-spawner with its six named threads', () =>
 
 }));
 
+test('the first answers are preloaded and each asked for once', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
+  const asked = new Map();
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/')) asked.set(u.pathname + u.search, (asked.get(u.pathname + u.search) ?? 0) + 1);
+  });
+  // When the page opens its event stream (a resource entry would come only
+  // once the stream ends).
+  await page.addInitScript(() => {
+    const Native = window.EventSource;
+    window.EventSource = class extends Native {
+      constructor(...args) {
+        super(...args);
+        window.firstEventSourceAt ??= performance.now();
+      }
+    };
+  });
+  await openDashboard(page, daemon);
+  await page.locator('.tree-row:not([hidden]) .comm', { hasText: /^forkwatchd$/ }).waitFor();
+  // A preload the page's fetch cannot take over (another mode or credentials)
+  // would show as a second request for the same URL.
+  for (const url of ['/api/tree?scope=supervised', '/api/workers', '/api/programs']) {
+    assert.equal(asked.get(url), 1, `${url} asked for ${asked.get(url) ?? 0} times`);
+  }
+  // The tree was drawn before the page went on to the event stream.
+  const order = await page.evaluate(() => ({
+    tree: performance.getEntriesByName('fw:first-tree')[0]?.startTime,
+    events: window.firstEventSourceAt,
+  }));
+  assert.ok(order.tree < order.events, `tree drawn at ${order.tree} ms, event stream opened at ${order.events} ms`);
+}));
+
+test('without the token the page says how to sign in', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
+  await page.goto(`${daemon.url}/`);
+  await page.locator('#auth-banner:not([hidden])').waitFor();
+  await page.locator('#conn[data-state="offline"]').waitFor();
+  assert.match(await page.locator('#auth-banner').textContent(), /\?token=/);
+  // Refused API calls are all it saw; nothing else went wrong.
+  assert.ok(page.problems.http.length > 0);
+  for (const p of page.problems.http) assert.match(p, /^401 GET \/api\//);
+  page.problems.http = [];
+}));
+
 test('workers started elsewhere appear live, without a reload', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
   await openDashboard(page, daemon);
   await page.evaluate(() => { window.sameDocument = true; });

@@ -69,6 +69,9 @@ const icicle = new Icicle($('#graph-host'), {
 
 // ---- the tree
 
+// Resolves after the next frame has been produced (rAF runs just before it).
+const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
 function drawRows() {
   treeView.setRows(model.flatten());
   setText($('#tree-count'), `${model.processes} processes · ${model.threads} threads`);
@@ -100,7 +103,7 @@ async function loadTree() {
       state.firstTree = false;
       performance.mark('fw:first-tree');
       // The frame after: the tree is painted.
-      requestAnimationFrame(() => setTimeout(() => performance.mark('fw:first-tree-painted'), 0));
+      nextFrame().then(() => performance.mark('fw:first-tree-painted'));
     }
   } catch (e) {
     // Not signed in: the banner says so once, not every panel.
@@ -267,7 +270,7 @@ function setupControls() {
     filterTimer = setTimeout(() => {
       model.filter = e.target.value;
       drawRows();
-      treeView.viewport.scrollTop = 0;
+      treeView.scrollTo(0);
     }, 60);
   });
   $('#tree-threads').addEventListener('change', (e) => {
@@ -292,10 +295,15 @@ function showSummary() {
 async function start() {
   setupControls();
   showSummary();
-  // The tree is the slowest answer: ask for it at once, beside the lists.
-  const firstTree = loadTree();
+  // index.html preloads the tree and both lists, so their answers are
+  // usually in when this runs. The tree goes on screen first, in a frame of
+  // its own; the lists, the event stream and the history follow.
+  const lists = Promise.all([api.workers(), api.programs()]);
+  lists.catch(() => {});  // awaited below, after the tree
+  await loadTree();
+  if (!state.firstTree) await nextFrame();
   try {
-    const [workers, programs] = await Promise.all([api.workers(), api.programs()]);
+    const [workers, programs] = await lists;
     workersView.setWorkers(workers);
     workersView.setPrograms(programs);
   } catch (e) {
@@ -307,10 +315,9 @@ async function start() {
     notify(`workers: ${e.message}`, 'bad');
   }
   live.start();
-  await Promise.all([firstTree, historyView.first().then((rows) => {
-    // The newest statuses seed each worker's "last status" (stops included).
-    for (const r of [...rows].reverse()) workersView.noteWait(r);
-  })]);
+  const rows = await historyView.first();
+  // The newest statuses seed each worker's "last status" (stops included).
+  for (const r of [...(rows ?? [])].reverse()) workersView.noteWait(r);
 }
 
 start();

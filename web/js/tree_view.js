@@ -26,8 +26,19 @@ export class TreeView {
     this.layer = h('div', { class: 'tree-rows', role: 'rowgroup' });
     viewport.append(this.spacer, this.layer);
     this.frame = 0;
-    viewport.addEventListener('scroll', () => this.schedule());
-    new ResizeObserver(() => this.schedule()).observe(viewport);
+    // The viewport's height and scroll offset, kept by the observer and the
+    // scroll event: reading them in draw() would force a style and layout
+    // pass in the middle of every update (the first one costs tens of ms).
+    this.height = 0;
+    this.top = 0;
+    viewport.addEventListener('scroll', () => {
+      this.top = viewport.scrollTop;
+      this.schedule();
+    });
+    new ResizeObserver((entries) => {
+      this.height = entries[entries.length - 1].contentRect.height;
+      this.schedule();
+    }).observe(viewport);
     viewport.addEventListener('click', (e) => this.click(e));
     viewport.addEventListener('keydown', (e) => this.key(e));
   }
@@ -60,18 +71,27 @@ export class TreeView {
     const i = this.indexOfPid(pid);
     if (scroll && i >= 0) {
       const top = i * kRowHeight;
-      const vp = this.viewport;
-      if (top < vp.scrollTop || top + kRowHeight > vp.scrollTop + vp.clientHeight) {
-        vp.scrollTop = Math.max(0, top - vp.clientHeight / 2);
-      }
+      const height = this.viewHeight();
+      if (top < this.top || top + kRowHeight > this.top + height) this.scrollTo(Math.max(0, top - height / 2));
     }
     this.draw();
   }
 
+  // Before the observer's first report (the page's first frame), the
+  // viewport is measured once.
+  viewHeight() {
+    if (this.height <= 0) this.height = this.viewport.clientHeight;
+    return this.height || 400;
+  }
+
+  scrollTo(top) {
+    this.viewport.scrollTop = top;
+    this.top = this.viewport.scrollTop;  // as clamped by the browser
+  }
+
   draw() {
-    const vp = this.viewport;
-    const height = vp.clientHeight || 400;
-    const first = Math.max(0, Math.floor(vp.scrollTop / kRowHeight) - kOverscan);
+    const height = this.viewHeight();
+    const first = Math.max(0, Math.floor(this.top / kRowHeight) - kOverscan);
     const count = Math.min(this.rows.length - first, Math.ceil(height / kRowHeight) + 2 * kOverscan);
     while (this.pool.length < count) this.pool.push(this.makeRow());
     this.layer.style.transform = `translateY(${first * kRowHeight}px)`;
@@ -198,7 +218,7 @@ export class TreeView {
       while (this.rows[k] && this.rows[k].thread !== null) k += step;
       if (this.rows[k]) this.onSelect(this.rows[k].node.pid);
     };
-    const page = Math.max(1, Math.floor(this.viewport.clientHeight / kRowHeight) - 1);
+    const page = Math.max(1, Math.floor(this.viewHeight() / kRowHeight) - 1);
     switch (e.key) {
       case 'ArrowDown': move(i + 1); break;
       case 'ArrowUp': move(i < 0 ? 0 : i - 1); break;
