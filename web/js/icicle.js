@@ -36,7 +36,10 @@ export class Icicle {
     this.first = true;
     // The host's content width, kept by the observer: reading it from layout
     // in draw() would force a second style and layout pass on every redraw.
+    // Measured once now, while the page is still small, for the first draw:
+    // the observer reports only at the next frame.
     this.boxWidth = 0;
+    this.boxWidth = this.innerWidth();
     new ResizeObserver((entries) => {
       const w = Math.floor(entries[entries.length - 1].contentRect.width);
       this.boxWidth = w;

@@ -29,7 +29,7 @@ export class TreeView {
     // The viewport's height and scroll offset, kept by the observer and the
     // scroll event: reading them in draw() would force a style and layout
     // pass in the middle of every update (the first one costs tens of ms).
-    this.height = 0;
+    this.height = viewport.clientHeight;  // for the first draw, before the observer reports
     this.top = 0;
     viewport.addEventListener('scroll', () => {
       this.top = viewport.scrollTop;
@@ -77,8 +77,7 @@ export class TreeView {
     this.draw();
   }
 
-  // Before the observer's first report (the page's first frame), the
-  // viewport is measured once.
+  // A viewport that had no height when measured is measured again.
   viewHeight() {
     if (this.height <= 0) this.height = this.viewport.clientHeight;
     return this.height || 400;
