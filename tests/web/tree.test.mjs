@@ -102,6 +102,42 @@ test('the first answers are preloaded and each asked for once', () => dashboardT
   assert.ok(order.tree < order.events, `tree drawn at ${order.tree} ms, event stream opened at ${order.events} ms`);
 }));
 
+test('a long tree is drawn as a window of rows that fills the viewport, top and bottom', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
+  await daemon.api('POST', '/api/workers',
+    { program: 'orphan-maker', args: ['--children', '150', '--linger-ms', '600000', '--stay'], name: 'many', restart: 'no' });
+  await openDashboard(page, daemon);
+  await waitFor(async () => /^15[2-9] processes/.test(await page.locator('#tree-count').textContent()),
+    { timeout: 30000, message: 'the 150 orphans in the tree' });
+  // Where the drawn rows start and end, against the viewport's visible part.
+  const coverage = () => page.evaluate(() => {
+    const vp = document.querySelector('#tree-viewport');
+    const box = vp.getBoundingClientRect();
+    const rows = [...vp.querySelectorAll('.tree-row:not([hidden])')].map((r) => r.getBoundingClientRect());
+    const top = box.top + vp.clientTop;
+    return {
+      rows: rows.length,
+      all: Math.round(document.querySelector('.tree-spacer').getBoundingClientRect().height / 22),
+      firstTop: rows[0].top - top,
+      lastBottom: rows[rows.length - 1].bottom - (top + vp.clientHeight),
+      gaps: rows.slice(1).filter((r, i) => Math.abs(r.top - rows[i].bottom) > 0.5).length,
+    };
+  });
+  const atTop = await coverage();
+  assert.ok(atTop.all > 150, `${atTop.all} rows in all`);
+  assert.ok(atTop.rows < atTop.all / 2, `${atTop.rows} of ${atTop.all} rows drawn: not a window`);
+  assert.ok(atTop.firstTop <= 0 && atTop.lastBottom >= 0, `rows from ${atTop.firstTop} to ${atTop.lastBottom} px around the viewport`);
+  assert.equal(atTop.gaps, 0);
+  await page.evaluate(() => {
+    const vp = document.querySelector('#tree-viewport');
+    vp.scrollTop = vp.scrollHeight;
+  });
+  // At the bottom the last row ends where the scrolled content ends.
+  await waitFor(async () => {
+    const c = await coverage();
+    return c.gaps === 0 && c.firstTop <= 0 && Math.abs(c.lastBottom) < 1 ? c : null;
+  }, { message: 'rows drawn down to the last one at the bottom' });
+}));
+
 test('without the token the page says how to sign in', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
   await page.goto(`${daemon.url}/`);
   await page.locator('#auth-banner:not([hidden])').waitFor();

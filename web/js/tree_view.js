@@ -90,8 +90,10 @@ export class TreeView {
 
   draw() {
     const height = this.viewHeight();
+    // The rows in view and kOverscan more on each side that has any.
     const first = Math.max(0, Math.floor(this.top / kRowHeight) - kOverscan);
-    const count = Math.min(this.rows.length - first, Math.ceil(height / kRowHeight) + 2 * kOverscan);
+    const end = Math.min(this.rows.length, Math.ceil((this.top + height) / kRowHeight) + kOverscan);
+    const count = Math.max(0, end - first);
     while (this.pool.length < count) this.pool.push(this.makeRow());
     this.layer.style.transform = `translateY(${first * kRowHeight}px)`;
     for (let i = 0; i < this.pool.length; i += 1) {
