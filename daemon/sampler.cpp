@@ -107,22 +107,34 @@ void Sampler::sample(bool all) {
   history_->forget_except(live);
   t->history = history_;
 
-  std::unordered_map<pid_t, uint64_t> now_pids;
+  std::unordered_map<pid_t, Seen> now_pids;
   nlohmann::json nodes = nlohmann::json::array(), added = nlohmann::json::array(), removed = nlohmann::json::array();
   std::vector<pid_t> supervised = tree.descendants(self);
   supervised.push_back(self);
   for (pid_t pid : supervised) {
     const ProcessInfo* p = tree.find(pid);
     if (!p) continue;
-    now_pids[pid] = p->starttime;
+    const bool busy = p->cpu_percent > 0;
+    now_pids[pid] = {p->starttime, busy};
     auto old = last_pids_.find(pid);
-    if (old == last_pids_.end() || old->second != p->starttime) added.push_back(pid);
-    nodes.push_back({{"pid", pid}, {"state", std::string(1, p->state)}, {"cpu_percent", p->cpu_percent},
-                     {"rss_bytes", p->rss_bytes}, {"num_threads", p->num_threads}});
+    const bool is_new = old == last_pids_.end() || old->second.starttime != p->starttime;
+    if (is_new) added.push_back(pid);
+    nlohmann::json node{{"pid", pid}, {"state", std::string(1, p->state)}, {"cpu_percent", p->cpu_percent},
+                        {"rss_bytes", p->rss_bytes}, {"num_threads", p->num_threads}};
+    // A multi-threaded process that uses CPU now, or did last time (so its
+    // threads' figures fall back to zero), carries its threads' figures; an
+    // idle tree's samples stay small.
+    if (p->threads.size() > 1 && (busy || (!is_new && old->second.busy))) {
+      nlohmann::json threads = nlohmann::json::array();
+      for (const ThreadInfo& th : p->threads)
+        threads.push_back({{"tid", th.tid}, {"state", std::string(1, th.state)}, {"cpu_percent", th.cpu_percent}});
+      node["threads"] = std::move(threads);
+    }
+    nodes.push_back(std::move(node));
   }
-  for (const auto& [pid, start] : last_pids_) {
+  for (const auto& [pid, seen] : last_pids_) {
     auto n = now_pids.find(pid);
-    if (n == now_pids.end() || n->second != start) removed.push_back(pid);
+    if (n == now_pids.end() || n->second.starttime != seen.starttime) removed.push_back(pid);
   }
   last_pids_ = std::move(now_pids);
 

@@ -74,7 +74,11 @@ class Sampler {
   CpuTracker cpu_;
   std::shared_ptr<const TreeSample> latest_;
   std::shared_ptr<SampleHistory> history_ = std::make_shared<SampleHistory>();
-  std::unordered_map<pid_t, uint64_t> last_pids_;  // supervised pid -> start time, for added/removed
+  struct Seen {
+    uint64_t starttime = 0;  // (pid, starttime) names the process: for added/removed
+    bool busy = false;       // had CPU time: its threads' figures were (or are) news
+  };
+  std::unordered_map<pid_t, Seen> last_pids_;  // the supervised processes of the last sample
   int64_t all_until_ns_ = 0;
   EventLoop::TimerId timer_ = 0;
   bool fresh_ = false;

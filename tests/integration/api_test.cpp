@@ -961,6 +961,68 @@ TEST_CASE("a client that connects and sends nothing neither blocks others nor st
 
 // ------------------------------------------------------------------ events
 
+// The node of `pid` in a sample event, or nullptr.
+const Json* sample_node(const SseEvent& e, pid_t pid) {
+  if (e.type != "sample" || !e.data.is_object() || !e.data["nodes"].is_array()) return nullptr;
+  for (const auto& n : e.data["nodes"])
+    if (n["pid"] == pid) return &n;
+  return nullptr;
+}
+
+TEST_CASE("sample events carry a busy process's threads until they have fallen to zero", "[integration]") {
+  Daemon d({.args = {"--sample-ms", "200"}});
+  auto w = d.start({{"program", "thread-spawner"}, {"args", {"--threads", "2", "--busy-threads", "1"}}});
+  const int64_t id = w["id"];
+  REQUIRE(d.wait_state(id, "running"));
+  const pid_t pid = d.worker(id)["pid"];
+  // The tids of the busy and the idle thread, by name, from the tree.
+  int64_t busy_tid = 0, idle_tid = 0;
+  REQUIRE(wait_until([&] {
+    const Json tree = d.get("/api/tree").json();
+    const Json* node = find_node(tree, pid);
+    if (!node) return false;
+    for (const auto& t : (*node)["threads"]) {
+      if (t["name"] == "spawn-1") busy_tid = t["tid"];
+      if (t["name"] == "spawn-2") idle_tid = t["tid"];
+    }
+    return busy_tid != 0 && idle_tid != 0;
+  }));
+  auto cpu_of = [](const Json& node, int64_t tid) {
+    for (const auto& t : node["threads"])
+      if (t["tid"] == tid) return t["cpu_percent"].get<double>();
+    return -1.0;
+  };
+  SseClient sse(d);
+  REQUIRE(sse.wait_connected() == 200);
+  // Busy: the sample says which thread burns the CPU.
+  REQUIRE(sse.wait_for(
+      [&](const auto& evs) {
+        for (const auto& e : evs)
+          if (const Json* n = sample_node(e, pid); n && n->contains("threads"))
+            if (cpu_of(*n, busy_tid) > 20.0 && cpu_of(*n, idle_tid) >= 0 && cpu_of(*n, idle_tid) < 5.0) return true;
+        return false;
+      },
+      20s));
+  // Stopped, it uses no CPU: one sample brings its threads' zeros, later
+  // ones leave the threads out.
+  const size_t before = sse.events().size();
+  REQUIRE(d.post("/api/workers/" + std::to_string(id) + "/signal", R"({"signal":"SIGSTOP"})").status == 200);
+  REQUIRE(wait_until([&] { return proc_state(pid) == "T"; }));
+  bool zeros = false;
+  REQUIRE(sse.wait_for(
+      [&](const auto& evs) {
+        for (size_t i = before; i < evs.size(); ++i) {
+          const Json* n = sample_node(evs[i], pid);
+          if (!n || (*n)["cpu_percent"].get<double>() > 0) continue;
+          if (n->contains("threads")) zeros = zeros || (cpu_of(*n, busy_tid) == 0 && cpu_of(*n, idle_tid) == 0);
+          else if (zeros) return true;
+        }
+        return false;
+      },
+      20s));
+  d.post("/api/workers/" + std::to_string(id) + "/signal", R"({"signal":"SIGCONT"})");
+}
+
 TEST_CASE("SSE delivers every event of a 500-exit burst to two clients", "[integration][slow]") {
   Daemon d;
   SseClient a(d), b(d);

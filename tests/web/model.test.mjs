@@ -94,6 +94,16 @@ test('patch reports a pid it does not know, or a changed thread count', () => {
   assert.equal(m.patch([{ pid: 99, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 1 }]), true);
 });
 
+test('patch copies sampled thread figures, and a thread it does not know makes the tree stale', () => {
+  const m = new TreeModel();
+  m.setTree([node(1, [node(2, [], [{ tid: 2, state: 'S', cpu_percent: 0 }, { tid: 3, state: 'S', cpu_percent: 0 }])])]);
+  const busy = { pid: 2, state: 'R', cpu_percent: 99, rss_bytes: 1, num_threads: 2 };
+  assert.equal(m.patch([{ ...busy, threads: [{ tid: 3, state: 'R', cpu_percent: 98.5 }] }]), false);
+  const threads = m.byPid.get(2).threads;
+  assert.deepEqual(threads.map((t) => [t.tid, t.state, t.cpu_percent]), [[2, 'S', 0], [3, 'R', 98.5]]);
+  assert.equal(m.patch([{ ...busy, threads: [{ tid: 2, state: 'S', cpu_percent: 0 }, { tid: 4, state: 'R', cpu_percent: 1 }] }]), true);
+});
+
 test('the icicle shares width by leaves', () => {
   const roots = [node(1, [node(2, [node(3), node(4), node(5)]), node(6)])];
   const { cells, depth } = icicleLayout(roots);

@@ -70,6 +70,23 @@ test('the tree shows a spawned thread-spawner with its six named threads', () =>
 
 }));
 
+test('a busy thread shows its CPU live, from sample events alone', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
+  await daemon.api('POST', '/api/workers',
+    { program: 'thread-spawner', args: ['--threads', '2', '--busy-threads', '1'], name: 'burner' });
+  let trees = 0;
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/tree') trees += 1; });
+  await openDashboard(page, daemon);
+  const cpu = (name) => page.locator('.tree-row.thread:not([hidden])', { has: page.locator('.comm', { hasText: new RegExp(`^${name}$`) }) })
+    .locator('.c-cpu').textContent().then(Number);
+  // The first tree comes from the daemon's first sample of these threads
+  // (no CPU yet); the figures that follow arrive in sample events.
+  const seen = await waitFor(async () => {
+    const [busy, idle] = [await cpu('spawn-1'), await cpu('spawn-2')];
+    return busy > 20 && idle < 5 ? { busy, idle } : null;
+  }, { timeout: 20000, message: 'spawn-1 above 20 % CPU and spawn-2 below 5 %' });
+  assert.equal(trees, 1, `the tree was fetched ${trees} times (${JSON.stringify(seen)})`);
+}));
+
 test('the first answers are preloaded and each asked for once', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
   const asked = new Map();
   page.on('request', (r) => {

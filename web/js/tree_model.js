@@ -14,6 +14,19 @@ const kGuideBlank = '   ';
 // otherwise draw lines wider than the screen); deeper rows say how much deeper.
 const kMaxGuideDepth = 32;
 
+// Copies state and CPU of sampled threads onto the tree's; true if a sampled
+// tid is not in the tree (the thread set changed: refetch).
+function patchThreads(threads, sampled) {
+  const byTid = new Map(threads.map((t) => [t.tid, t]));
+  for (const s of sampled) {
+    const t = byTid.get(s.tid);
+    if (!t) return true;
+    t.state = s.state;
+    t.cpu_percent = s.cpu_percent;
+  }
+  return false;
+}
+
 export class TreeModel {
   constructor() {
     this.roots = [];
@@ -78,6 +91,8 @@ export class TreeModel {
       n.cpu_percent = p.cpu_percent;
       n.rss_bytes = p.rss_bytes;
       if (n.threads.length > 0 && p.num_threads !== n.threads.length) stale = true;
+      // A busy process's sample also carries its threads' state and CPU.
+      if (p.threads && !stale) stale = patchThreads(n.threads, p.threads);
     }
     return stale;
   }
