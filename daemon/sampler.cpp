@@ -3,6 +3,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "log.h"
@@ -114,7 +115,10 @@ void Sampler::sample(bool all) {
   for (pid_t pid : supervised) {
     const ProcessInfo* p = tree.find(pid);
     if (!p) continue;
-    const bool busy = p->cpu_percent > 0;
+    // Process and thread times are rounded to ticks separately, so a thread
+    // can show a last tick in a sample where its process shows none.
+    const bool busy = p->cpu_percent > 0 ||
+                      std::any_of(p->threads.begin(), p->threads.end(), [](const ThreadInfo& th) { return th.cpu_percent > 0; });
     now_pids[pid] = {p->starttime, busy};
     auto old = last_pids_.find(pid);
     const bool is_new = old == last_pids_.end() || old->second.starttime != p->starttime;

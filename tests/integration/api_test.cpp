@@ -1003,23 +1003,32 @@ TEST_CASE("sample events carry a busy process's threads until they have fallen t
         return false;
       },
       20s));
-  // Stopped, it uses no CPU: one sample brings its threads' zeros, later
-  // ones leave the threads out.
+  // Stopped, it uses no CPU: its threads keep coming until they all read
+  // zero (the dashboard keeps the last figures it got), then they stop.
   const size_t before = sse.events().size();
   REQUIRE(d.post("/api/workers/" + std::to_string(id) + "/signal", R"({"signal":"SIGSTOP"})").status == 200);
   REQUIRE(wait_until([&] { return proc_state(pid) == "T"; }));
-  bool zeros = false;
-  REQUIRE(sse.wait_for(
+  Json last_threads;
+  const bool dropped = sse.wait_for(
       [&](const auto& evs) {
+        last_threads = nullptr;
         for (size_t i = before; i < evs.size(); ++i) {
           const Json* n = sample_node(evs[i], pid);
-          if (!n || (*n)["cpu_percent"].get<double>() > 0) continue;
-          if (n->contains("threads")) zeros = zeros || (cpu_of(*n, busy_tid) == 0 && cpu_of(*n, idle_tid) == 0);
-          else if (zeros) return true;
+          if (!n) continue;
+          if (n->contains("threads")) last_threads = (*n)["threads"];
+          else if (!last_threads.is_null()) return true;
         }
         return false;
       },
-      20s));
+      20s);
+  std::string seen;
+  const auto evs = sse.events();
+  for (size_t i = before; i < evs.size(); ++i)
+    if (const Json* n = sample_node(evs[i], pid)) seen += n->dump() + "\n";
+  INFO("samples after SIGSTOP:\n" << seen);
+  REQUIRE(dropped);
+  REQUIRE(last_threads.size() == 3);
+  for (const auto& t : last_threads) CHECK(t["cpu_percent"] == 0.0);
   d.post("/api/workers/" + std::to_string(id) + "/signal", R"({"signal":"SIGCONT"})");
 }
 
