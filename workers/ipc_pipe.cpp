@@ -171,7 +171,13 @@ int main(int argc, char** argv) {
     sum += square;
     ++answered;
   }
-  close(to_child[1]);  // the child's EOF: it leaves its loop and exits
+  close(to_child[1]);  // the child's EOF: it answers what it has read, leaves its loop and exits
+  // Drain the answer a stop left in flight before closing our read end: a
+  // child writing into a closed pipe would die of SIGPIPE instead of exiting.
+  char drained[64];
+  for (ssize_t r; (r = read(from_child[0], drained, sizeof drained)) != 0;) {
+    if (r < 0 && errno != EINTR) break;
+  }
   close(from_child[0]);
 
   int status = wait_for_child(child);
