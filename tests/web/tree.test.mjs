@@ -3,6 +3,7 @@
 // reload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { launchBrowser, openDashboard, waitFor, dashboardTest } from './harness.mjs';
 
 let browser;
@@ -71,8 +72,12 @@ test('the tree shows a spawned thread-spawner with its six named threads', () =>
 }));
 
 test('a busy thread shows its CPU live, from sample events alone', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
-  await daemon.api('POST', '/api/workers',
+  const w = await daemon.api('POST', '/api/workers',
     { program: 'thread-spawner', args: ['--threads', '2', '--busy-threads', '1'], name: 'burner' });
+  // All three threads exist before the page's first tree (read from /proc,
+  // not the API, which would start the sampler early): a thread appearing
+  // later would change the tree's shape and refetch it.
+  await waitFor(async () => (await readdir(`/proc/${w.pid}/task`)).length === 3, { message: 'three threads' });
   let trees = 0;
   page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/tree') trees += 1; });
   await openDashboard(page, daemon);
