@@ -161,8 +161,8 @@ Status spawn_prepare() {
 }
 
 Result<SpawnedChild> spawn(const SpawnRequest& req) {
+  if (auto st = spawn_prepare(); !st) return st.error();
   const Slots* fd = slots();
-  if (!fd) return sys_error("open(/dev/null) for the spawn fd slots");
   std::pair<Fd, Fd> out, err;  // (read, write); left empty when output is discarded
   if (req.capture_output) {
     auto o = make_pipe(O_CLOEXEC);

@@ -175,21 +175,24 @@ export function report(page, daemon) {
   return `page problems: ${JSON.stringify(page?.problems)}\nforkwatchd stderr:\n${daemon?.stderr ?? ''}`;
 }
 
-// One dashboard test: a fresh daemon and page, `body({ daemon, page, context })`,
-// then the page must have had no script errors, console errors, dialogs or
-// failed requests. A failure carries the page's and the daemon's logs; the
-// page and the daemon are closed either way.
-export async function dashboardTest(browser, { daemon: daemonOptions, page: pageOptions } = {}, body) {
-  const daemon = await Daemon.start(daemonOptions);
-  const { context, page } = await openPage(browser, pageOptions);
+// One dashboard test: a fresh daemon and page, `body(t)` with
+// t = { daemon, page, context } (a body that restarts the daemon puts the new
+// one in t.daemon), then the page must have had no script errors, console
+// errors, dialogs or failed requests, except the requests `expectedHttp`
+// accepts. A failure carries the page's and the daemon's logs; the page and
+// the daemon are closed either way.
+export async function dashboardTest(browser, { daemon: daemonOptions, page: pageOptions, expectedHttp = () => false } = {}, body) {
+  const t = { daemon: await Daemon.start(daemonOptions), ...(await openPage(browser, pageOptions)) };
   try {
-    await body({ daemon, page, context });
-    assert.deepEqual(page.problems, { errors: [], console: [], dialogs: [], http: [] });
+    await body(t);
+    const { problems } = t.page;
+    assert.deepEqual({ ...problems, http: problems.http.filter((p) => !expectedHttp(p)) },
+      { errors: [], console: [], dialogs: [], http: [] });
   } catch (e) {
-    e.message += `\n${report(page, daemon)}`;
+    e.message += `\n${report(t.page, t.daemon)}`;
     throw e;
   } finally {
-    await context.close();
-    await daemon.cleanup();
+    await t.context.close();
+    await t.daemon.cleanup();
   }
 }

@@ -6,15 +6,17 @@
 // reload.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Daemon, launchBrowser, openPage, openDashboard, waitFor, report } from './harness.mjs';
+import { Daemon, launchBrowser, openDashboard, waitFor, dashboardTest } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
 
-test('the event stream reconnects to a restarted daemon with Last-Event-ID', async () => {
-  let daemon = await Daemon.start();
-  const { context, page } = await openPage(browser);
+// While the daemon is away only the event stream fails (ended, refused).
+const eventStream = (p) => p.endsWith(' GET /api/events');
+
+test('the event stream reconnects to a restarted daemon with Last-Event-ID', () => dashboardTest(browser, { expectedHttp: eventStream }, async (t) => {
+  const { page } = t;
   const streams = [];
   page.on('request', async (r) => {
     const url = new URL(r.url());
@@ -23,50 +25,37 @@ test('the event stream reconnects to a restarted daemon with Last-Event-ID', asy
       streams.push({ lastEventId: h['last-event-id'] ?? null, since: url.searchParams.get('since') });
     }
   });
-  try {
-    const first = await daemon.api('POST', '/api/workers', { program: 'exit-with', args: ['--sleep'], name: 'before', restart: 'no' });
-    await openDashboard(page, daemon);
-    await page.evaluate(() => { window.sameDocument = true; });
-    await page.locator(`#workers-body tr[data-worker-id="${first.id}"]`).waitFor();
-    // Some events so that there is an id to resume from.
-    await waitFor(async () => /live · #\d+/.test(await page.locator('#conn').textContent()), { message: 'an event id' });
+  const first = await t.daemon.api('POST', '/api/workers', { program: 'exit-with', args: ['--sleep'], name: 'before', restart: 'no' });
+  await openDashboard(page, t.daemon);
+  await page.evaluate(() => { window.sameDocument = true; });
+  await page.locator(`#workers-body tr[data-worker-id="${first.id}"]`).waitFor();
+  // Some events so that there is an id to resume from.
+  await waitFor(async () => /live · #\d+/.test(await page.locator('#conn').textContent()), { message: 'an event id' });
 
-    const { port, stateDir } = daemon;
-    await daemon.stop();
-    await waitFor(async () => ['reconnecting', 'offline'].includes(await page.locator('#conn').getAttribute('data-state')),
-      { message: 'the indicator to show the loss' });
-    const lostAt = streams.length;
+  const { port, stateDir } = t.daemon;
+  await t.daemon.stop();
+  await waitFor(async () => ['reconnecting', 'offline'].includes(await page.locator('#conn').getAttribute('data-state')),
+    { message: 'the indicator to show the loss' });
+  const lostAt = streams.length;
 
-    daemon = await Daemon.start({ port, stateDir });
-    await page.locator('#conn[data-state="live"]').waitFor({ timeout: 30000 });
-    // Every reconnect said where it left off: the browser's own retries with
-    // Last-Event-ID; ours (after the browser gave up on an HTTP error) with ?since=.
-    const retries = streams.slice(1);
-    assert.ok(retries.length >= 1 && lostAt >= 1, JSON.stringify(streams));
-    for (const r of retries) assert.match(r.lastEventId ?? r.since ?? '', /^\d+$/, JSON.stringify(streams));
-    assert.ok(retries.some((r) => r.lastEventId), `the browser sent Last-Event-ID itself: ${JSON.stringify(streams)}`);
+  t.daemon = await Daemon.start({ port, stateDir });
+  await page.locator('#conn[data-state="live"]').waitFor({ timeout: 30000 });
+  // Every reconnect said where it left off: the browser's own retries with
+  // Last-Event-ID; ours (after the browser gave up on an HTTP error) with ?since=.
+  const retries = streams.slice(1);
+  assert.ok(retries.length >= 1 && lostAt >= 1, JSON.stringify(streams));
+  for (const r of retries) assert.match(r.lastEventId ?? r.since ?? '', /^\d+$/, JSON.stringify(streams));
+  assert.ok(retries.some((r) => r.lastEventId), `the browser sent Last-Event-ID itself: ${JSON.stringify(streams)}`);
 
-    // What happened while away is shown: the shutdown stopped the worker.
-    await waitFor(async () => page.evaluate((pid) => [...document.querySelectorAll('#history-body tr')]
-      .some((tr) => tr.children[2].textContent === String(pid) && tr.lastElementChild.textContent === 'killed by SIGTERM'), first.pid),
-    { message: 'the shutdown exit of the first worker in the history' });
+  // What happened while away is shown: the shutdown stopped the worker.
+  await waitFor(async () => page.evaluate((pid) => [...document.querySelectorAll('#history-body tr')]
+    .some((tr) => tr.children[2].textContent === String(pid) && tr.lastElementChild.textContent === 'killed by SIGTERM'), first.pid),
+  { message: 'the shutdown exit of the first worker in the history' });
 
-    // And it is live: a worker started on the new daemon shows up.
-    const next = await daemon.api('POST', '/api/workers', { program: 'exit-with', args: ['--sleep'], name: 'after', restart: 'no' });
-    await page.locator(`#workers-body tr[data-worker-id="${next.id}"]`).waitFor({ timeout: 20000 });
-    await page.locator('.tree-row:not([hidden])', { has: page.locator('.c-pid', { hasText: new RegExp(`^${next.pid}$`) }) })
-      .waitFor({ timeout: 20000 });
-    assert.equal(await page.evaluate(() => window.sameDocument), true, 'the page was reloaded');
-    assert.deepEqual(page.problems.errors, []);
-    assert.deepEqual(page.problems.dialogs, []);
-    assert.deepEqual(page.problems.console, []);
-    // While the daemon was away only the event stream failed (ended, refused).
-    assert.deepEqual(page.problems.http.filter((p) => !p.endsWith(' GET /api/events')), []);
-  } catch (e) {
-    e.message += `\n${report(page, daemon)}`;
-    throw e;
-  } finally {
-    await context.close();
-    await daemon.cleanup();
-  }
-});
+  // And it is live: a worker started on the new daemon shows up.
+  const next = await t.daemon.api('POST', '/api/workers', { program: 'exit-with', args: ['--sleep'], name: 'after', restart: 'no' });
+  await page.locator(`#workers-body tr[data-worker-id="${next.id}"]`).waitFor({ timeout: 20000 });
+  await page.locator('.tree-row:not([hidden])', { has: page.locator('.c-pid', { hasText: new RegExp(`^${next.pid}$`) }) })
+    .waitFor({ timeout: 20000 });
+  assert.equal(await page.evaluate(() => window.sameDocument), true, 'the page was reloaded');
+}));

@@ -38,8 +38,7 @@ export class Icicle {
     // in draw() would force a second style and layout pass on every redraw.
     // Measured once now, while the page is still small, for the first draw:
     // the observer reports only at the next frame.
-    this.boxWidth = 0;
-    this.boxWidth = this.innerWidth();
+    this.boxWidth = this.measuredWidth();
     new ResizeObserver((entries) => {
       const w = Math.floor(entries[entries.length - 1].contentRect.width);
       this.boxWidth = w;
@@ -55,7 +54,10 @@ export class Icicle {
   }
 
   innerWidth() {
-    if (this.boxWidth > 0) return this.boxWidth;
+    return this.boxWidth > 0 ? this.boxWidth : this.measuredWidth();
+  }
+
+  measuredWidth() {
     const cs = getComputedStyle(this.host);
     return Math.floor(this.host.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight));
   }
