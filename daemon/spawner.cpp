@@ -54,12 +54,39 @@ const Slots* slots() {
   return prepared;
 }
 
+// The signals whose disposition is not the default in the daemon: ignored
+// (SIGPIPE; anything ignored by whoever started us) or caught (the
+// sanitizers' handlers). The child must reset these: an ignored signal stays
+// ignored across execve, and a handler must not run in a child that shares
+// our memory between its unblocking and its exec. Read once, at the first
+// spawn_prepare(): main sets the daemon's dispositions before the supervisor
+// starts and nothing changes them later, so each child makes a couple of
+// sigaction calls instead of one for each of the 62 catchable signals.
+struct SignalList {
+  int sig[NSIG];
+  int count = 0;
+};
+
+const SignalList& non_default_signals() {
+  static const SignalList list = [] {
+    SignalList l;
+    for (int sig = 1; sig < NSIG; ++sig) {
+      struct sigaction cur{};
+      if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, nullptr, &cur) != 0) continue;
+      if (cur.sa_handler != SIG_DFL) l.sig[l.count++] = sig;
+    }
+    return l;
+  }();
+  return list;
+}
+
 // Everything the child needs, built by the parent before the clone.
 struct ChildArgs {
   const SpawnRequest* req;
   char* const* argv;
   char* const* envp;
   const Slots* slots;
+  const SignalList* signals;
 };
 
 // Runs in the child between clone and exec, on its own stack but in the
@@ -73,14 +100,13 @@ __attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
   // do to fds touches the daemon's.
   if (syscall(SYS_close_range, fd.end, ~0u, CLOSE_RANGE_UNSHARE) != 0) child_fail(fd.status, kStageFds);
   if (setpgid(0, 0) != 0) child_fail(fd.status, kStageSetpgid);
-  // Default dispositions for every catchable signal, then an empty mask:
-  // a child must not inherit the daemon's blocked SIGCHLD or ignored SIGPIPE.
-  // Without CLONE_SIGHAND the child has its own copy of the handler table,
-  // so this does not touch the daemon's.
+  // Default dispositions for every signal the daemon ignores or catches,
+  // then an empty mask: a child must not inherit the daemon's blocked SIGCHLD
+  // or ignored SIGPIPE. Without CLONE_SIGHAND the child has its own copy of
+  // the handler table, so this does not touch the daemon's.
   struct sigaction dfl{};
   dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+  for (int i = 0; i < a.signals->count; ++i) sigaction(a.signals->sig[i], &dfl, nullptr);
   sigset_t empty;
   sigemptyset(&empty);
   sigprocmask(SIG_SETMASK, &empty, nullptr);
@@ -156,6 +182,7 @@ std::string exec_error(int fd, const SpawnRequest& req) {
 }  // namespace
 
 Status spawn_prepare() {
+  non_default_signals();
   if (!slots()) return sys_error("open(/dev/null) for the spawn fd slots");
   return Ok{};
 }
@@ -187,7 +214,7 @@ Result<SpawnedChild> spawn(const SpawnRequest& req) {
       {status->second.get(), fd->status}};
   for (auto [from, slot] : placed)
     if (dup3(from, slot, O_CLOEXEC) < 0) return sys_error("dup3(spawn slot)");
-  ChildArgs args{&req, argv.data(), envp.data(), fd};
+  ChildArgs args{&req, argv.data(), envp.data(), fd, &non_default_signals()};
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of the
   // daemon's page tables, so no copy-on-write faults (and TLB shootdowns
   // across the HTTP threads) after the fork. We resume once the child has

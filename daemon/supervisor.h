@@ -78,7 +78,8 @@ class Supervisor {
   // Stop every worker, then end the loop (also what SIGTERM does).
   void shutdown();
   void publish_now() { dirty_ = true; publish_if_dirty(); }
-  // Numbers an event and hands it to every sink (the sampler's events too).
+  // Numbers an event (the sampler's events too) and queues it for the sinks,
+  // which get it at the end of the loop round (publish_if_dirty).
   void emit(Event e);
   // For the sampler: pid -> (worker id, name) of every live worker process.
   std::vector<std::pair<pid_t, std::pair<int64_t, std::string>>> worker_pids() const;
@@ -103,7 +104,7 @@ class Supervisor {
   void start_process(Worker& w);
   void fail_fatal(Worker& w, const std::string& reason);
   void send_stop(Worker& w);
-  void kill_family(int64_t worker_id, pid_t pgid, uint64_t leader_start);
+  void kill_family(int64_t worker_id, pid_t pgid);
   // Signals every family member of a worker through pidfds and remembers who
   // they belong to. `main_pid`/`pgid` -1 once the main process is reaped.
   void signal_family(int64_t worker_id, pid_t main_pid, pid_t pgid, int sig);
@@ -123,6 +124,7 @@ class Supervisor {
   SupervisorCounters& counters_;
   const SupervisorOptions options_;
   std::vector<EventSink*> sinks_;
+  std::vector<Event> undelivered_;  // emitted this round, not yet given to the sinks
   Sampler* sampler_ = nullptr;
   std::function<void(const PersistedWorker&, bool)> persist_;
   std::function<Result<Config>()> reload_;

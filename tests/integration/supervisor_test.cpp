@@ -209,10 +209,20 @@ std::string trim(std::string s) {
 TEST_CASE("a worker starts with only fds 0-2, an empty signal mask and default dispositions, leading its group",
           "[integration]") {
   // Twenty workers first, so the daemon holds sixty more fds that must not leak.
+  // Started the way a shell starts a background job, with SIGQUIT and
+  // SIGUSR2 ignored: ignored dispositions survive execve, so the daemon
+  // inherits them, and its children must not.
   Daemon d({.config = R"({"programs": [{"name": "crowd", "command": ["exit-with", "--sleep"], "instances": 20},
                                        {"name": "quiet", "command": ["exit-with", "--sleep", "--stdout", "lost"],
                                         "output": "discard"},
-                                       {"name": "probe", "command": ["exit-with", "--sleep"]}]})"});
+                                       {"name": "probe", "command": ["exit-with", "--sleep"]}]})",
+            .before_exec = [] {
+              signal(SIGQUIT, SIG_IGN);
+              signal(SIGUSR2, SIG_IGN);
+            }});
+  const uint64_t daemon_ignored = std::stoull(trim(status_line(d.pid(), "SigIgn")), nullptr, 16);
+  CHECK((daemon_ignored & (1ull << (SIGQUIT - 1))) != 0);
+  CHECK((daemon_ignored & (1ull << (SIGUSR2 - 1))) != 0);
   // The probe is spawned last, so a dup2 leaking into the shared table would
   // have left the daemon's fds 1 and 2 on the probe's pipes.
   REQUIRE(d.wait_state(22, "running"));
