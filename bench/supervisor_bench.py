@@ -25,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from supervisor_peers import (BenchRun, PEERS, Forkwatch, ProbeFile, kill_leftovers, now_ns, percentile,  # noqa: E402
+from supervisor_peers import (BenchRun, PEERS, Forkwatch, KernelExecTrace, ProbeFile, kill_leftovers, now_ns, percentile,  # noqa: E402
                               proc_cpu_s, proc_rss_kib, summary_ms, wait_for)
 
 RESULTS = []  # (scenario, peer, figure, value) for the closing ratio table
@@ -68,6 +68,7 @@ class Bench(BenchRun):
     def floor(self, n):
         """What a minimal parent costs: posix_spawn + waitpid in a loop."""
         pf = self.probe_file("floor")
+        kt = self.kernel_trace_start()
         for _ in range(n + 1):
             pid = os.posix_spawn(self.probe, [self.probe, "--out", pf.path, "--code", "1"], os.environ)
             os.waitpid(pid, 0)
@@ -75,6 +76,24 @@ class Bench(BenchRun):
         e2e = [b[1] - a[2] for a, b in zip(lines, lines[1:])]
         print(f"  floor (python posix_spawn+waitpid loop): exit->next start {summary_ms(e2e)}")
         record("restart", "floor", "e2e p50 ms", percentile(e2e, 50) / 1e6)
+        self.kernel_trace_report(kt, "floor")
+
+    def kernel_trace_start(self):
+        kt = KernelExecTrace()
+        if not kt.available():
+            print("    (no tracefs here: the kernel's exit -> exec'd figure is skipped)")
+            return None
+        kt.start()
+        return kt
+
+    def kernel_trace_report(self, kt, name):
+        if kt is None:
+            return
+        gaps = kt.stop()
+        print(f"    kernel (ftrace): probe exit -> replacement exec'd {summary_ms(gaps)}")
+        if gaps:
+            record("restart", name, "kernel exit->exec'd p50 ms", percentile(gaps, 50) / 1e6)
+            record("restart", name, "kernel exit->exec'd p99 ms", percentile(gaps, 99) / 1e6)
 
     def spawn_floor(self, n):
         """What a minimal parent costs: posix_spawn n sleepers back to back, time until all run."""
@@ -105,6 +124,7 @@ class Bench(BenchRun):
         n = self.args.restarts if name != "supervisord" else self.args.sd_restarts
         pf = self.probe_file("restart")
         p = self.peer(name)
+        kt = self.kernel_trace_start()
         t0 = time.monotonic()
         p.start([{"name": "probe", "argv": [self.probe, "--out", pf.path, "--code", "1"], "restart": "always"}])
         try:
@@ -116,6 +136,7 @@ class Bench(BenchRun):
         lines = sorted(pf.lines(), key=lambda l: l[1])[: n + 1]
         e2e = [b[1] - a[2] for a, b in zip(lines, lines[1:])]
         print(f"  {name}: {len(e2e)} restarts in {elapsed:.1f} s; exit->next probe start {summary_ms(e2e)}")
+        self.kernel_trace_report(kt, name)
         if not e2e:
             return
         record("restart", name, "e2e p50 ms", percentile(e2e, 50) / 1e6)
@@ -152,6 +173,40 @@ class Bench(BenchRun):
         if reap_to_spawn:
             record("restart", "forkwatchd", "reap->spawn p50 ms", percentile(reap_to_spawn, 50) / 1e6)
             record("restart", "forkwatchd", "reap->spawn p99 ms", percentile(reap_to_spawn, 99) / 1e6)
+        self.restart_stages(rows, lines)
+
+    def restart_stages(self, rows, lines):
+        """The issue's figure, child exit to replacement exec'd, cut into its
+        stages by pid: probe exit -> reaped (kernel exit, SIGCHLD, wake-up),
+        reaped -> next spawn event (the daemon; it is emitted after the vfork
+        returns, i.e. once execve has replaced the child's memory), spawn event
+        -> that probe's main (the rest of execve, the probe's start-up)."""
+        import json
+        exit_ns = {pid: ex for pid, _, ex in lines}
+        start_ns = {pid: st for pid, st, _ in lines}
+        to_reap, to_exec, exec_to_main, e2e_exec = [], [], [], []
+        prev_exit = None  # (probe exit ns, reap ns) of the last exit seen
+        for kind, ts, data in rows:
+            d = json.loads(data)
+            if kind == "exit":
+                w = d["wait"]
+                prev_exit = (exit_ns.get(w["pid"]), w["ts_ns"])
+                if prev_exit[0] is not None:
+                    to_reap.append(w["ts_ns"] - prev_exit[0])
+            elif kind == "spawn" and prev_exit is not None and prev_exit[0] is not None:
+                to_exec.append(ts - prev_exit[1])
+                e2e_exec.append(ts - prev_exit[0])
+                pid = d.get("pid")
+                if pid in start_ns:
+                    exec_to_main.append(start_ns[pid] - ts)
+                prev_exit = None
+        print(f"    stages: probe exit -> reaped {summary_ms(to_reap)}")
+        print(f"            reaped -> replacement exec'd (spawn event) {summary_ms(to_exec)}")
+        print(f"            exec'd -> probe main {summary_ms(exec_to_main)}")
+        print(f"    probe exit -> replacement exec'd {summary_ms(e2e_exec)}")
+        if e2e_exec:
+            record("restart", "forkwatchd", "exit->exec'd p50 ms", percentile(e2e_exec, 50) / 1e6)
+            record("restart", "forkwatchd", "exit->exec'd p99 ms", percentile(e2e_exec, 99) / 1e6)
 
     # ---- spawn throughput ----
 

@@ -415,3 +415,64 @@ def summary_ms(values_ns):
     ms = [v / 1e6 for v in values_ns]
     return (f"n={len(ms)} p50={percentile(ms, 50):.3f} p90={percentile(ms, 90):.3f} "
             f"p99={percentile(ms, 99):.3f} max={max(ms):.3f} mean={sum(ms) / len(ms):.3f} ms")
+
+
+class KernelExecTrace:
+    """The kernel's own view of "child exit to replacement exec'd": ftrace's
+    sched_process_exit and sched_process_exec of the probe, in a trace
+    instance of our own (its own buffer; the global trace is untouched).
+    sched_process_exit fires inside do_exit; sched_process_exec once execve
+    has loaded the new program and is about to return to it. Needs root and
+    tracefs; without them available() is False and the figure is skipped."""
+
+    TRACEFS = "/sys/kernel/tracing"
+    PROBE_COMM = "bench-restart-p"  # the probe's name, cut to the kernel's 15 characters
+
+    def __init__(self):
+        self.dir = None
+
+    def available(self):
+        if not os.path.isdir(os.path.join(self.TRACEFS, "instances")):
+            subprocess.run(["mount", "-t", "tracefs", "nodev", self.TRACEFS], capture_output=True)
+        return os.path.isdir(os.path.join(self.TRACEFS, "events", "sched", "sched_process_exec"))
+
+    def _write(self, rel, text):
+        with open(os.path.join(self.dir, rel), "w") as f:
+            f.write(text)
+
+    def start(self):
+        self.dir = os.path.join(self.TRACEFS, "instances", f"fw-bench-{os.getpid()}")
+        os.mkdir(self.dir)
+        self._write("buffer_size_kb", "4096")
+        self._write("trace_clock", "mono")
+        self._write("events/sched/sched_process_exit/filter", f'comm == "{self.PROBE_COMM}"')
+        self._write("events/sched/sched_process_exec/filter", 'filename ~ "*bench-restart-probe"')
+        self._write("events/sched/sched_process_exit/enable", "1")
+        self._write("events/sched/sched_process_exec/enable", "1")
+
+    def stop(self):
+        """Exit -> next exec intervals (ns), in trace order; removes the instance."""
+        for ev in ("sched_process_exit", "sched_process_exec"):
+            self._write(f"events/sched/{ev}/enable", "0")
+        with open(os.path.join(self.dir, "trace")) as f:
+            text = f.read()
+        os.rmdir(self.dir)
+        self.dir = None
+        events = []
+        for line in text.splitlines():
+            if line.startswith("#"):
+                continue
+            for kind in ("sched_process_exit", "sched_process_exec"):
+                if f" {kind}:" in line:
+                    ts = line.split(f" {kind}:")[0].rsplit(None, 1)[1].rstrip(":")
+                    sec, usec = ts.split(".")
+                    events.append((int(sec) * 1_000_000_000 + int(usec.ljust(9, "0")[:9]), kind))
+        events.sort()
+        gaps, exited = [], None
+        for ts, kind in events:
+            if kind == "sched_process_exit":
+                exited = ts
+            elif exited is not None:
+                gaps.append(ts - exited)
+                exited = None
+        return gaps
