@@ -318,9 +318,20 @@ class Bench(BenchRun):
         record("kill200", name, "all running ms", (t_run - t0) / 1e6)
         if isinstance(p, Forkwatch):
             db = p.db()
-            c, last = db.execute("SELECT count(*), max(ts_ns) FROM wait_status WHERE ts_ns >= ?", (t0,)).fetchone()
-            sc, slast = db.execute("SELECT count(*), max(ts_ns) FROM events WHERE kind='spawn' AND ts_ns >= ?",
-                                   (t0,)).fetchone()
+
+            def counted():
+                c, last = db.execute("SELECT count(*), max(ts_ns) FROM wait_status WHERE ts_ns >= ?",
+                                     (t0,)).fetchone()
+                sc, slast = db.execute("SELECT count(*), max(ts_ns) FROM events WHERE kind='spawn' AND ts_ns >= ?",
+                                       (t0,)).fetchone()
+                return c, last, sc, slast
+
+            # The rows trail the processes by a loop round and a commit.
+            try:
+                wait_for(lambda: (lambda r: r[0] >= n and r[2] >= n)(counted()), 10, 0.01, f"{n} rows")
+            except TimeoutError as e:
+                print(f"    {e}")
+            c, last, sc, slast = counted()
             db.close()
             print(f"    forkwatchd rows: {c} reaped, last reap {(last - t0) / 1e6:.1f} ms; {sc} spawn events, "
                   f"last {((slast or t0) - t0) / 1e6:.1f} ms")
