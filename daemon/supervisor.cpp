@@ -636,6 +636,16 @@ void Supervisor::emit(Event e) {
   e.id = ++last_event_id_;
   if (e.ts_ns == 0) e.ts_ns = e.wait ? e.wait->ts_ns : realtime_ns();
   undelivered_.push_back(std::move(e));
+  // A long round (a reload starting thousands, a storm reaped at once) hands
+  // its events over as it goes: bounded memory, and the stream and the store
+  // keep up with it.
+  if (undelivered_.size() >= kDeliverAt) deliver_events();
+}
+
+void Supervisor::deliver_events() {
+  for (const Event& e : undelivered_)
+    for (EventSink* sink : sinks_) sink->publish(e);
+  undelivered_.clear();
 }
 
 void Supervisor::emit_state(const Worker& w) {
@@ -685,9 +695,7 @@ void Supervisor::publish_if_dirty() {
   // of a restart that thread takes the core the replacement child needs for
   // its exec (measured: reap -> exec'd 0.45 ms with a wake per event, 0.21 ms
   // with one per round; bench/RESULTS.md).
-  for (const Event& e : undelivered_)
-    for (EventSink* sink : sinks_) sink->publish(e);
-  undelivered_.clear();
+  deliver_events();
   if (sampler_ && sampler_->take_new_sample()) dirty_ = true;
   if (!dirty_) return;
   dirty_ = false;

@@ -79,7 +79,8 @@ class Supervisor {
   void shutdown();
   void publish_now() { dirty_ = true; publish_if_dirty(); }
   // Numbers an event (the sampler's events too) and queues it for the sinks,
-  // which get it at the end of the loop round (publish_if_dirty).
+  // which get it at the end of the loop round (publish_if_dirty), or sooner
+  // once kDeliverAt are waiting.
   void emit(Event e);
   // For the sampler: pid -> (worker id, name) of every live worker process.
   std::vector<std::pair<pid_t, std::pair<int64_t, std::string>>> worker_pids() const;
@@ -114,6 +115,7 @@ class Supervisor {
   void reload();
   void check_shutdown_done();
   void emit_state(const Worker& w);
+  void deliver_events();  // hands undelivered_ to the sinks, in order
   WorkerView view(const Worker& w) const;
   void publish_if_dirty();
   std::vector<ProgramSpec> catalogue() const;
@@ -125,6 +127,7 @@ class Supervisor {
   const SupervisorOptions options_;
   std::vector<EventSink*> sinks_;
   std::vector<Event> undelivered_;  // emitted this round, not yet given to the sinks
+  static constexpr size_t kDeliverAt = 1024;
   Sampler* sampler_ = nullptr;
   std::function<void(const PersistedWorker&, bool)> persist_;
   std::function<Result<Config>()> reload_;
