@@ -2,8 +2,10 @@
 // escalation, exec failures, exit storms and adopted orphans, each checked in
 // the daemon's SQLite file and over its API.
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -267,4 +269,31 @@ TEST_CASE("a cwd that does not exist is a fatal spawn error naming chdir", "[int
   CHECK(d.worker(1)["fatal_reason"] == "chdir(/nonexistent/forkwatch-cwd): No such file or directory");
   CHECK(d.worker(1)["restarts"] == 0);
   REQUIRE(wait_until([&] { return rows(d, "worker_id = 1 AND wexitstatus = 127") == 1; }));
+}
+
+TEST_CASE("the daemon does not initialise OpenSSL: it never reads OPENSSL_CONF", "[integration]") {
+  // Debian's cpp-httplib would initialise OpenSSL as it is loaded, reading
+  // the config file OPENSSL_CONF names (about 2 MiB of memory for TLS the
+  // daemon never serves); forkwatchd answers that call itself (main.cpp).
+  const std::string dir = make_temp_dir("fw-openssl-");
+  const std::string conf = dir + "/openssl.cnf";
+  std::ofstream(conf) << "# watched: nobody should open this\n";
+  const int watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  REQUIRE(watch >= 0);
+  REQUIRE(inotify_add_watch(watch, conf.c_str(), IN_OPEN) >= 0);
+  {
+    // Up and serving: its libraries' initialisers ran before its main.
+    Daemon d({.env = {{"OPENSSL_CONF", conf}}});
+    CHECK(d.get("/api/health").status == 200);
+  }
+  alignas(inotify_event) char buf[4096];
+  const ssize_t n = read(watch, buf, sizeof buf);
+  const int read_errno = errno;
+  CHECK(n < 0);  // no event: the file was never opened
+  CHECK(read_errno == EAGAIN);
+  // The watch works: opening the file is seen.
+  std::ifstream(conf).get();
+  CHECK(read(watch, buf, sizeof buf) > 0);
+  close(watch);
+  std::filesystem::remove_all(dir);
 }
