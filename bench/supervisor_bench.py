@@ -145,68 +145,53 @@ class Bench(BenchRun):
             self.restart_events(p, lines)
 
     def restart_events(self, p, lines):
-        """forkwatchd's own view: reap ts of each exit to the ts of the next
-        spawn event (emitted once exec is confirmed) of the same worker."""
-        import json
+        """forkwatchd's own view of the issue's figure, child exit to
+        replacement exec'd, cut into stages by pid: probe exit -> reaped
+        (kernel exit, SIGCHLD, wake-up), reaped -> restart decision, reaped ->
+        the replacement's spawn event (stamped when the vfork returns: execve
+        past its point of no return), spawn event -> that probe's main (the
+        rest of execve, the probe's start-up). An exit event's ts_ns is its
+        reap time."""
         db = p.db()
-        rows = db.execute("SELECT kind, ts_ns, data FROM events WHERE kind IN ('exit','spawn','restart') "
+        rows = db.execute("SELECT kind, ts_ns, pid FROM events WHERE kind IN ('exit','spawn','restart') "
                           "ORDER BY id").fetchall()
         db.close()
-        reap_to_spawn, reap_to_restart, unmatched = [], [], 0
-        pending = None
-        for kind, ts, data in rows:
+        exit_ns = {pid: ex for pid, _, ex in lines}
+        start_ns = {pid: st for pid, st, _ in lines}
+        to_reap, to_restart, to_exec, exec_to_main, e2e_exec = [], [], [], [], []
+        unmatched = 0
+        reaped = None  # (probe exit ns or None, reap ns) of the last exit not yet followed by a spawn
+        for kind, ts, pid in rows:
             if kind == "exit":
-                if pending is not None:
+                if reaped is not None:
                     unmatched += 1
-                pending = json.loads(data)["wait"]["ts_ns"]
-            elif kind == "restart" and pending is not None:
-                reap_to_restart.append(ts - pending)
-            elif kind == "spawn" and pending is not None:
-                reap_to_spawn.append(ts - pending)
-                pending = None
-        print(f"    forkwatchd events: reap -> spawn event {summary_ms(reap_to_spawn)}")
-        print(f"    forkwatchd events: reap -> restart event {summary_ms(reap_to_restart)}")
+                reaped = (exit_ns.get(pid), ts)
+                if reaped[0] is not None:
+                    to_reap.append(ts - reaped[0])
+            elif reaped is None:
+                continue
+            elif kind == "restart":
+                to_restart.append(ts - reaped[1])
+            else:  # spawn
+                to_exec.append(ts - reaped[1])
+                if reaped[0] is not None:
+                    e2e_exec.append(ts - reaped[0])
+                if pid in start_ns:
+                    exec_to_main.append(start_ns[pid] - ts)
+                reaped = None
+        print(f"    stages: probe exit -> reaped {summary_ms(to_reap)}")
+        print(f"            reaped -> restart event {summary_ms(to_restart)}")
+        print(f"            reaped -> replacement exec'd (spawn event) {summary_ms(to_exec)}")
+        print(f"            exec'd -> probe main {summary_ms(exec_to_main)}")
+        print(f"    probe exit -> replacement exec'd {summary_ms(e2e_exec)}")
         spawns = sum(1 for r in rows if r[0] == "spawn")
         exits = sum(1 for r in rows if r[0] == "exit")
         print(f"    events: {exits} exit, {spawns} spawn; exits followed by another exit with no spawn "
               f"event between: {unmatched}; probe runs recorded: {len(lines)}")
-        if reap_to_spawn:
-            record("restart", "forkwatchd", "reap->spawn p50 ms", percentile(reap_to_spawn, 50) / 1e6)
-            record("restart", "forkwatchd", "reap->spawn p99 ms", percentile(reap_to_spawn, 99) / 1e6)
-        self.restart_stages(rows, lines)
-
-    def restart_stages(self, rows, lines):
-        """The issue's figure, child exit to replacement exec'd, cut into its
-        stages by pid: probe exit -> reaped (kernel exit, SIGCHLD, wake-up),
-        reaped -> next spawn event (the daemon; it is emitted after the vfork
-        returns, i.e. once execve has replaced the child's memory), spawn event
-        -> that probe's main (the rest of execve, the probe's start-up)."""
-        import json
-        exit_ns = {pid: ex for pid, _, ex in lines}
-        start_ns = {pid: st for pid, st, _ in lines}
-        to_reap, to_exec, exec_to_main, e2e_exec = [], [], [], []
-        prev_exit = None  # (probe exit ns, reap ns) of the last exit seen
-        for kind, ts, data in rows:
-            d = json.loads(data)
-            if kind == "exit":
-                w = d["wait"]
-                prev_exit = (exit_ns.get(w["pid"]), w["ts_ns"])
-                if prev_exit[0] is not None:
-                    to_reap.append(w["ts_ns"] - prev_exit[0])
-            elif kind == "spawn" and prev_exit is not None and prev_exit[0] is not None:
-                to_exec.append(ts - prev_exit[1])
-                e2e_exec.append(ts - prev_exit[0])
-                pid = d.get("pid")
-                if pid in start_ns:
-                    exec_to_main.append(start_ns[pid] - ts)
-                prev_exit = None
-        print(f"    stages: probe exit -> reaped {summary_ms(to_reap)}")
-        print(f"            reaped -> replacement exec'd (spawn event) {summary_ms(to_exec)}")
-        print(f"            exec'd -> probe main {summary_ms(exec_to_main)}")
-        print(f"    probe exit -> replacement exec'd {summary_ms(e2e_exec)}")
-        if e2e_exec:
-            record("restart", "forkwatchd", "exit->exec'd p50 ms", percentile(e2e_exec, 50) / 1e6)
-            record("restart", "forkwatchd", "exit->exec'd p99 ms", percentile(e2e_exec, 99) / 1e6)
+        for figure, values in (("reap->spawn", to_exec), ("exit->exec'd", e2e_exec)):
+            if values:
+                record("restart", "forkwatchd", f"{figure} p50 ms", percentile(values, 50) / 1e6)
+                record("restart", "forkwatchd", f"{figure} p99 ms", percentile(values, 99) / 1e6)
 
     # ---- spawn throughput ----
 
@@ -326,9 +311,13 @@ class Bench(BenchRun):
                                        (t0,)).fetchone()
                 return c, last, sc, slast
 
+            def all_counted():
+                c, _, sc, _ = counted()
+                return c >= n and sc >= n
+
             # The rows trail the processes by a loop round and a commit.
             try:
-                wait_for(lambda: (lambda r: r[0] >= n and r[2] >= n)(counted()), 10, 0.01, f"{n} rows")
+                wait_for(all_counted, 10, 0.01, f"{n} rows")
             except TimeoutError as e:
                 print(f"    {e}")
             c, last, sc, slast = counted()

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <openssl/ssl.h>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -28,8 +29,6 @@
 #include "socket_activation.h"
 #include "store.h"
 #include "supervisor.h"
-
-#include <openssl/ssl.h>
 
 extern char** environ;
 
