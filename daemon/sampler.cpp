@@ -9,6 +9,16 @@
 #include "log.h"
 
 namespace forkwatch {
+namespace {
+
+// The thread count a client sees: the listed threads, which the tree shows,
+// rather than stat's count, which a thread starting or ending between the two
+// reads makes differ.
+int64_t thread_count(const ProcessInfo& p) {
+  return p.threads.empty() ? p.num_threads : static_cast<int64_t>(p.threads.size());
+}
+
+}  // namespace
 
 void SampleHistory::add(int64_t worker_id, Point p) {
   std::lock_guard lock(mu_);
@@ -119,19 +129,28 @@ void Sampler::sample(bool all) {
     // can show a last tick in a sample where its process shows none.
     const bool busy = p->cpu_percent > 0 ||
                       std::any_of(p->threads.begin(), p->threads.end(), [](const ThreadInfo& th) { return th.cpu_percent > 0; });
-    now_pids[pid] = {p->starttime, busy};
+    Seen& seen = now_pids[pid];
+    seen.starttime = p->starttime;
+    seen.busy = busy;
+    seen.tids.reserve(p->threads.size());
+    for (const ThreadInfo& th : p->threads) seen.tids.push_back(th.tid);
     auto old = last_pids_.find(pid);
     const bool is_new = old == last_pids_.end() || old->second.starttime != p->starttime;
     if (is_new) added.push_back(pid);
     nlohmann::json node{{"pid", pid}, {"state", std::string(1, p->state)}, {"cpu_percent", p->cpu_percent},
-                        {"rss_bytes", p->rss_bytes}, {"num_threads", p->num_threads}};
-    // A multi-threaded process that uses CPU now, or did last time (so its
+                        {"rss_bytes", p->rss_bytes}, {"num_threads", thread_count(*p)}};
+    // A process whose threads came or went carries its whole thread list, so
+    // a client patches it in place (the daemon's own HTTP threads come and go
+    // with connections; a refetch of the tree for each would be waste). A
+    // multi-threaded process that uses CPU now, or did last time (so its
     // threads' figures fall back to zero), carries its threads' figures; an
     // idle tree's samples stay small.
-    if (p->threads.size() > 1 && (busy || (!is_new && old->second.busy))) {
+    const bool reshaped = !is_new && old->second.tids != seen.tids;
+    if (reshaped || (p->threads.size() > 1 && (busy || (!is_new && old->second.busy)))) {
       nlohmann::json threads = nlohmann::json::array();
       for (const ThreadInfo& th : p->threads)
-        threads.push_back({{"tid", th.tid}, {"state", std::string(1, th.state)}, {"cpu_percent", th.cpu_percent}});
+        threads.push_back({{"tid", th.tid}, {"name", th.name}, {"state", std::string(1, th.state)},
+                           {"cpu_percent", th.cpu_percent}});
       node["threads"] = std::move(threads);
     }
     nodes.push_back(std::move(node));

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "cpu_tracker.h"
 #include "event.h"
@@ -77,6 +78,7 @@ class Sampler {
   struct Seen {
     uint64_t starttime = 0;  // (pid, starttime) names the process: for added/removed
     bool busy = false;       // had CPU time: its threads' figures were (or are) news
+    std::vector<pid_t> tids;  // its threads, as read: a different list is news too
   };
   std::unordered_map<pid_t, Seen> last_pids_;  // the supervised processes of the last sample
   int64_t all_until_ns_ = 0;

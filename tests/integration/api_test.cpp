@@ -2,8 +2,6 @@
 // happy path, every bad input of issue 3 (each its own test, each ending with
 // the daemon alive and a bystander worker untouched), server-sent events under
 // a burst and across a reconnect, and desired state across a daemon restart.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -97,15 +95,7 @@ size_t worker_count(const Daemon& d) { return d.get("/api/workers").json()["work
 // A TCP connection to the daemon that the test drives byte by byte.
 class RawConn {
  public:
-  explicit RawConn(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    REQUIRE(fd_ >= 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  }
+  explicit RawConn(int port) : fd_(connect_loopback(port)) {}
   ~RawConn() {
     if (fd_ >= 0) close(fd_);
   }
@@ -1030,6 +1020,64 @@ TEST_CASE("sample events carry a busy process's threads until they have fallen t
   REQUIRE(last_threads.size() == 3);
   for (const auto& t : last_threads) CHECK(t["cpu_percent"] == 0.0);
   d.post("/api/workers/" + std::to_string(id) + "/signal", R"({"signal":"SIGCONT"})");
+}
+
+TEST_CASE("sample events carry the whole thread list of a process whose threads came or went", "[integration]") {
+  // echo-threads starts a named thread per client and ends it when the client
+  // leaves; idle in between, so only the change of its thread set sends it.
+  Daemon d({.args = {"--sample-ms", "100"}});
+  auto w = d.start({{"program", "echo-threads"}, {"args", {"--port", "0"}}});
+  const int64_t id = w["id"];
+  REQUIRE(d.wait_state(id, "running"));
+  const pid_t pid = d.worker(id)["pid"];
+  const int port = echo_port(d, id);
+  SseClient sse(d);
+  REQUIRE(sse.wait_connected() == 200);
+
+  // The names in the first sample from `from` on that carries this node's
+  // threads, with num_threads checked against the list.
+  auto threads_sent = [&](size_t from, const std::function<bool(const std::multiset<std::string>&)>& want) {
+    std::multiset<std::string> names;
+    std::string seen;
+    const bool got = sse.wait_for(
+        [&](const auto& evs) {
+          for (size_t i = from; i < evs.size(); ++i) {
+            const Json* n = sample_node(evs[i], pid);
+            if (!n || !n->contains("threads")) continue;
+            seen = n->dump();
+            names.clear();
+            for (const auto& t : (*n)["threads"]) names.insert(t["name"].get<std::string>());
+            CHECK((*n)["num_threads"] == (*n)["threads"].size());
+            if (want(names)) return true;
+          }
+          return false;
+        },
+        20s);
+    if (!got) WARN("the last node with threads: " << seen);
+    return got;
+  };
+  auto clients = [](const std::multiset<std::string>& names) {
+    return std::count_if(names.begin(), names.end(), [](const std::string& s) { return s.starts_with("client-"); });
+  };
+
+  // The sampler knows the server (with its one thread) before any client.
+  REQUIRE(sse.wait_for(
+      [&](const auto& evs) { return std::any_of(evs.begin(), evs.end(), [&](const auto& e) { return sample_node(e, pid); }); },
+      20s));
+  std::vector<int> fds;
+  for (int i = 0; i < 2; ++i) {
+    fds.push_back(connect_loopback(port));
+    REQUIRE(write(fds.back(), "x", 1) == 1);
+    char c = 0;
+    REQUIRE(read(fds.back(), &c, 1) == 1);  // its thread answered: it exists
+  }
+  REQUIRE(threads_sent(0, [&](const auto& names) { return names.size() == 3 && clients(names) == 2; }));
+
+  const size_t before = sse.events().size();
+  for (int fd : fds) close(fd);
+  // Back to the main thread alone: a one-thread list is sent only because
+  // the set changed (a busy process's figures need two threads or more).
+  REQUIRE(threads_sent(before, [&](const auto& names) { return names.size() == 1 && clients(names) == 0; }));
 }
 
 TEST_CASE("SSE delivers every event of a 500-exit burst to two clients", "[integration][slow]") {

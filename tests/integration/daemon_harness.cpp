@@ -1,12 +1,16 @@
 #include "daemon_harness.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <dirent.h>
 #include <filesystem>
 #include <fstream>
@@ -204,6 +208,28 @@ std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
   }
   closedir(d);
   return out;
+}
+
+int connect_loopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+int echo_port(const Daemon& d, int64_t worker_id) {
+  int port = 0;
+  REQUIRE(wait_until([&] {
+    const Json logs = d.get("/api/workers/" + std::to_string(worker_id) + "/logs").json();
+    for (const auto& l : logs["lines"])
+      if (std::sscanf(l["text"].get<std::string>().c_str(), "listening on port %d", &port) == 1) return true;
+    return false;
+  }));
+  return port;
 }
 
 const Json* find_node(const Json& nodes, int64_t pid) {

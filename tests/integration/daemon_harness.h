@@ -92,6 +92,12 @@ inline std::vector<pid_t> zombie_children(pid_t parent) { return children_of(par
 // A unique scratch directory (removed by the caller or left for inspection).
 std::string make_temp_dir(const std::string& prefix);
 
+// A TCP connection to 127.0.0.1:port (REQUIREd to succeed); the caller closes it.
+int connect_loopback(int port);
+// The port an echo server worker printed ("listening on port N"), from its
+// logs through the daemon's API; REQUIREd to come.
+int echo_port(const Daemon& d, int64_t worker_id);
+
 // Depth-first search of /api/tree's JSON (an array of nodes) for `pid`.
 const Json* find_node(const Json& nodes, int64_t pid);
 // Every node of the tree, threads not counted.

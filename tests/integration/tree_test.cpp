@@ -1,13 +1,9 @@
 // The live process tree as a user sees it through /api/tree: named threads,
 // a forking server's children coming and going, CPU where it is burnt, and
 // the whole machine from pid 1.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <cstdio>
 #include <set>
 
 #include "daemon_harness.h"
@@ -20,29 +16,6 @@ Json tree_of(const Daemon& d, const std::string& scope = "supervised") {
   auto r = d.get("/api/tree?scope=" + scope);
   REQUIRE(r.status == 200);
   return r.json();
-}
-
-// The port an echo server printed ("listening on port N"), from its logs.
-int echo_port(const Daemon& d, int64_t id) {
-  int port = 0;
-  REQUIRE(wait_until([&] {
-    const Json logs = d.get("/api/workers/" + std::to_string(id) + "/logs").json();
-    for (const auto& l : logs["lines"])
-      if (std::sscanf(l["text"].get<std::string>().c_str(), "listening on port %d", &port) == 1) return true;
-    return false;
-  }));
-  return port;
-}
-
-int connect_loopback(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return fd;
 }
 
 size_t children_in_tree(const Daemon& d, pid_t pid) {

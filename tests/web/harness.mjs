@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +107,15 @@ export class Daemon {
     return data;
   }
 
+  // The port an echo server worker printed ("listening on port N").
+  async echoPort(workerId) {
+    return waitFor(async () => {
+      const { lines } = await this.api('GET', `/api/workers/${workerId}/logs?stream=stdout`);
+      const m = lines.map((l) => l.text.match(/listening on port (\d+)/)).find(Boolean);
+      return m ? Number(m[1]) : null;
+    }, { message: `worker ${workerId} to print its port` });
+  }
+
   dashboardLink() {
     return `${this.url}/?token=${encodeURIComponent(this.token)}`;
   }
@@ -124,6 +134,16 @@ export class Daemon {
     await this.stop();
     await rm(this.stateDir, { recursive: true, force: true });
   }
+}
+
+// A client of an echo server, returned once one line came back: by then
+// the server has a process or thread serving it.
+export async function echoClient(port) {
+  const s = net.connect(port, '127.0.0.1');
+  await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
+  s.write('ping\n');
+  await new Promise((resolve) => s.once('data', resolve));
+  return s;
 }
 
 export async function launchBrowser() {

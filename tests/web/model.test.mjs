@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import {
   describeWait, splitArgs, quoteArg, formatArgv, formatBytes, formatDuration, signalName,
 } from '../../web/js/format.js';
-import { TreeModel, icicleLayout } from '../../web/js/tree_model.js';
+import { TreeModel, icicleLayout, kPatched, kReshaped, kStale } from '../../web/js/tree_model.js';
 
 const wait = (over) => ({
   wifexited: false, wexitstatus: 0, wifsignaled: false, wtermsig: 0, wcoredump: false,
@@ -85,23 +85,35 @@ test('a fork chain 20,000 deep flattens without recursion', () => {
   assert.equal(icicleLayout([leaf]).depth, 19999);
 });
 
-test('patch reports a pid it does not know, or a changed thread count', () => {
+test('patch reports a pid it does not know, or a changed thread count with no list', () => {
   const m = new TreeModel();
   m.setTree([node(1, [node(2, [], [{ tid: 2 }, { tid: 3 }])])]);
-  assert.equal(m.patch([{ pid: 1, state: 'R', cpu_percent: 50, rss_bytes: 8192, num_threads: 1 }]), false);
+  assert.equal(m.patch([{ pid: 1, state: 'R', cpu_percent: 50, rss_bytes: 8192, num_threads: 1 }]), kPatched);
   assert.equal(m.byPid.get(1).cpu_percent, 50);
-  assert.equal(m.patch([{ pid: 2, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 3 }]), true);
-  assert.equal(m.patch([{ pid: 99, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 1 }]), true);
+  assert.equal(m.patch([{ pid: 2, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 3 }]), kStale);
+  assert.equal(m.patch([{ pid: 99, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 1 }]), kStale);
 });
 
-test('patch copies sampled thread figures, and a thread it does not know makes the tree stale', () => {
+test('patch copies sampled thread figures, and a different thread list replaces the old', () => {
   const m = new TreeModel();
-  m.setTree([node(1, [node(2, [], [{ tid: 2, state: 'S', cpu_percent: 0 }, { tid: 3, state: 'S', cpu_percent: 0 }])])]);
+  const t = (tid, name) => ({ tid, name, state: 'S', cpu_percent: 0 });
+  m.threadsDefault = true;
+  m.setTree([node(1, [node(2, [], [t(2, 'main'), t(3, 'spawn-1')])])]);
+  assert.equal(m.threads, 3);
   const busy = { pid: 2, state: 'R', cpu_percent: 99, rss_bytes: 1, num_threads: 2 };
-  assert.equal(m.patch([{ ...busy, threads: [{ tid: 3, state: 'R', cpu_percent: 98.5 }] }]), false);
+  assert.equal(m.patch([{ ...busy, threads: [t(2, 'main'), { ...t(3, 'spawn-1'), state: 'R', cpu_percent: 98.5 }] }]), kPatched);
   const threads = m.byPid.get(2).threads;
-  assert.deepEqual(threads.map((t) => [t.tid, t.state, t.cpu_percent]), [[2, 'S', 0], [3, 'R', 98.5]]);
-  assert.equal(m.patch([{ ...busy, threads: [{ tid: 2, state: 'S', cpu_percent: 0 }, { tid: 4, state: 'R', cpu_percent: 1 }] }]), true);
+  assert.deepEqual(threads.map((x) => [x.tid, x.state, x.cpu_percent]), [[2, 'S', 0], [3, 'R', 98.5]]);
+  // A client thread came: the list is replaced, names and all, and counted.
+  assert.equal(m.patch([{ ...busy, num_threads: 3, threads: [t(2, 'main'), t(3, 'spawn-1'), t(7, 'client-1')] }]), kReshaped);
+  assert.deepEqual(m.byPid.get(2).threads.map((x) => x.name), ['main', 'spawn-1', 'client-1']);
+  assert.equal(m.threads, 4);
+  assert.equal(m.flatten().filter((r) => r.thread).length, 3);
+  // Back to one thread: a one-entry list, counted as the process alone.
+  assert.equal(m.patch([{ ...busy, num_threads: 1, threads: [t(2, 'main')] }]), kReshaped);
+  assert.equal(m.threads, 2);
+  // A pid the tree lacks still wins over a reshaped list.
+  assert.equal(m.patch([{ ...busy, threads: [t(2, 'main'), t(9, 'x')] }, { ...busy, pid: 42 }]), kStale);
 });
 
 test('the icicle shares width by leaves', () => {

@@ -3,23 +3,13 @@
 // (docs/dashboard.png) and kept as a test artifact.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { launchBrowser, openDashboard, waitFor, saveScreenshot, repoRoot, dashboardTest } from './harness.mjs';
+import { launchBrowser, openDashboard, waitFor, saveScreenshot, repoRoot, dashboardTest, echoClient } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
 after(async () => { await browser?.close(); });
-
-async function connect(port) {
-  const s = net.connect(port, '127.0.0.1');
-  await new Promise((resolve, reject) => { s.once('connect', resolve); s.once('error', reject); });
-  // A round trip proves the server forked a child that serves this client.
-  s.write('ping\n');
-  await new Promise((resolve) => s.once('data', resolve));
-  return s;
-}
 
 function findNode(roots, pid) {
   const stack = [...roots];
@@ -35,11 +25,7 @@ test('a forking echo server grows and loses blocks as clients come and go', () =
   const clients = [];
   try {
     const echo = await daemon.api('POST', '/api/workers', { program: 'echo-fork', args: ['--port', '0'], name: 'echo', restart: 'no' });
-    const port = await waitFor(async () => {
-      const { lines } = await daemon.api('GET', `/api/workers/${echo.id}/logs?stream=stdout`);
-      const m = lines.map((l) => l.text.match(/listening on port (\d+)/)).find(Boolean);
-      return m ? Number(m[1]) : null;
-    }, { message: 'echo-fork to print its port' });
+    const port = await daemon.echoPort(echo.id);
     await openDashboard(page, daemon);
     const blocks = () => page.evaluate((pid) => {
       // The blocks drawn one level below the server's block, inside its span.
@@ -54,7 +40,7 @@ test('a forking echo server grows and loses blocks as clients come and go', () =
     }, echo.pid);
     await waitFor(async () => (await blocks())?.length === 0, { message: 'the server block, alone' });
 
-    for (let i = 0; i < 3; i += 1) clients.push(await connect(port));
+    for (let i = 0; i < 3; i += 1) clients.push(await echoClient(port));
     const kids = await waitFor(async () => {
       const n = findNode(await daemon.api('GET', '/api/tree'), echo.pid);
       return n && n.children.length === 3 ? n.children.map((c) => c.pid).sort((a, b) => a - b) : null;
@@ -89,12 +75,8 @@ test('screenshot of a busy dashboard (artifact, and docs/dashboard.png)', () => 
     await start('exit-with', ['--code', '12'], 'twelve');
     await start('exit-with', ['--signal', 'SIGSEGV'], 'segv');
     await start('orphan-maker', ['--children', '3', '--linger-ms', '60000'], 'orphans');
-    const port = await waitFor(async () => {
-      const { lines } = await daemon.api('GET', `/api/workers/${echo.id}/logs?stream=stdout`);
-      const m = lines.map((l) => l.text.match(/listening on port (\d+)/)).find(Boolean);
-      return m ? Number(m[1]) : null;
-    }, { message: 'echo-fork to print its port' });
-    for (let i = 0; i < 4; i += 1) clients.push(await connect(port));
+    const port = await daemon.echoPort(echo.id);
+    for (let i = 0; i < 4; i += 1) clients.push(await echoClient(port));
     await daemon.api('POST', `/api/workers/${stopped.id}/signal`, { signal: 'SIGSTOP' });
 
     await openDashboard(page, daemon);

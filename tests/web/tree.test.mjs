@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
-import { launchBrowser, openDashboard, waitFor, dashboardTest } from './harness.mjs';
+import { launchBrowser, openDashboard, waitFor, dashboardTest, echoClient } from './harness.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -90,6 +90,28 @@ test('a busy thread shows its CPU live, from sample events alone', () => dashboa
     return busy > 20 && idle < 5 ? { busy, idle } : null;
   }, { timeout: 20000, message: 'spawn-1 above 20 % CPU and spawn-2 below 5 %' });
   assert.equal(trees, 1, `the tree was fetched ${trees} times (${JSON.stringify(seen)})`);
+}));
+
+test('a client\'s thread comes and goes in the tree, from sample events alone', () => dashboardTest(browser, {}, async ({ daemon, page }) => {
+  const echo = await daemon.api('POST', '/api/workers', { program: 'echo-threads', args: ['--port', '0'], name: 'echo', restart: 'no' });
+  const port = await daemon.echoPort(echo.id);
+  let trees = 0;
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/api/tree') trees += 1; });
+  await openDashboard(page, daemon);
+  const server = page.locator('.tree-row:not(.thread):not([hidden])', { has: page.locator('.c-pid', { hasText: new RegExp(`^${echo.pid}$`) }) });
+  await server.waitFor({ timeout: 20000 });
+  const clientThreads = () => page.locator('.tree-row.thread:not([hidden]) .comm', { hasText: /^client-\d+$/ }).count();
+  assert.equal(await clientThreads(), 0);
+
+  const client = await echoClient(port);
+  try {
+    await waitFor(async () => (await clientThreads()) === 1, { message: 'a client-N thread row under the server' });
+    assert.equal((await server.locator('.c-thr').textContent()).trim(), '▾2');
+  } finally {
+    client.destroy();
+  }
+  await waitFor(async () => (await clientThreads()) === 0, { message: 'the client thread row to go' });
+  assert.equal(trees, 1, `the tree was fetched ${trees} times`);
 }));
 
 test('the first answers are preloaded and each asked for once', () => dashboardTest(browser, {}, async ({ daemon, page }) => {

@@ -11,7 +11,7 @@ import { formatArgv, formatBytes, formatPercent, stateWord } from './format.js';
 import { HistoryView } from './history_view.js';
 import { Icicle } from './icicle.js';
 import { LiveFeed } from './live.js';
-import { TreeModel } from './tree_model.js';
+import { TreeModel, kReshaped, kStale } from './tree_model.js';
 import { TreeView } from './tree_view.js';
 import { WorkersView } from './workers_view.js';
 
@@ -222,11 +222,15 @@ function onSample(d) {
     loadTree();
   } else if ((d.added && d.added.length) || (d.removed && d.removed.length)) {
     loadTree();
-  } else if (model.patch(d.nodes ?? [])) {
-    loadTree();
   } else {
-    treeView.refresh();
-    icicle.repaint();
+    const patched = model.patch(d.nodes ?? []);
+    if (patched === kStale) {
+      loadTree();
+    } else {
+      if (patched === kReshaped) drawRows();
+      else treeView.refresh();
+      icicle.repaint();
+    }
   }
   historyView.settle();
   performance.measure('fw:sample-update', { start: t0, end: performance.now() });

@@ -14,16 +14,27 @@ const kGuideBlank = '   ';
 // otherwise draw lines wider than the screen); deeper rows say how much deeper.
 const kMaxGuideDepth = 32;
 
-// Copies state and CPU of sampled threads onto the tree's; true if a sampled
-// tid is not in the tree (the thread set changed: refetch).
-function patchThreads(threads, sampled) {
-  const byTid = new Map(threads.map((t) => [t.tid, t]));
-  for (const s of sampled) {
-    const t = byTid.get(s.tid);
-    if (!t) return true;
+// What a sample event did to the model (TreeModel.patch).
+export const kPatched = 'patched';    // figures changed in place: repaint the rows
+export const kReshaped = 'reshaped';  // thread lists changed: flatten the rows again
+export const kStale = 'stale';        // a process we do not know: refetch the tree
+
+// Copies a sampled thread list onto a node: figures in place when it holds
+// the same threads, else the sampled list replaces the node's (the daemon
+// sends a process's whole list when its threads came or went). True if the
+// list was replaced.
+function patchThreads(n, sampled) {
+  const same = sampled.length === n.threads.length && sampled.every((s, i) => s.tid === n.threads[i].tid);
+  if (!same) {
+    n.threads = sampled.map((s) => ({ ...s }));
+    return true;
+  }
+  sampled.forEach((s, i) => {
+    const t = n.threads[i];
     t.state = s.state;
     t.cpu_percent = s.cpu_percent;
-  }
+    if (s.name !== undefined) t.name = s.name;
+  });
   return false;
 }
 
@@ -77,24 +88,29 @@ export class TreeModel {
   }
 
   // Applies the `nodes` of a sample event (pid, state, cpu_percent, rss_bytes,
-  // num_threads). Returns true when the tree's shape no longer matches (a pid
-  // we do not know, or a thread count that changed): the caller refetches.
+  // num_threads, and threads for some). Returns kStale when the tree's shape
+  // no longer matches (a pid we do not know, or a thread count that changed
+  // with no thread list to say how): the caller refetches. Else kReshaped if
+  // some thread list was replaced, kPatched if only figures changed.
   patch(nodes) {
-    let stale = false;
+    let result = kPatched;
     for (const p of nodes) {
       const n = this.byPid.get(p.pid);
-      if (!n) {
-        stale = true;
-        continue;
-      }
+      if (!n) return kStale;
       n.state = p.state;
       n.cpu_percent = p.cpu_percent;
       n.rss_bytes = p.rss_bytes;
-      if (n.threads.length > 0 && p.num_threads !== n.threads.length) stale = true;
-      // A busy process's sample also carries its threads' state and CPU.
-      if (p.threads && !stale) stale = patchThreads(n.threads, p.threads);
+      if (p.threads) {
+        const before = n.threads.length || 1;
+        if (patchThreads(n, p.threads)) {
+          this.threads += (n.threads.length || 1) - before;
+          result = kReshaped;
+        }
+      } else if (n.threads.length > 0 && p.num_threads !== n.threads.length) {
+        return kStale;
+      }
     }
-    return stale;
+    return result;
   }
 
   threadsShown(n) {
