@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <string_view>
 
 #include "log.h"
+#include "proc_parse.h"
 
 namespace forkwatch {
 namespace {
@@ -16,6 +19,15 @@ namespace {
 // reads makes differ.
 int64_t thread_count(const ProcessInfo& p) {
   return p.threads.empty() ? p.num_threads : static_cast<int64_t>(p.threads.size());
+}
+
+// What the tree shows of a process as text, hashed: it changes when the
+// process execs or renames itself, while (pid, starttime) stays.
+uint64_t text_hash(const ProcessInfo& p) {
+  std::hash<std::string_view> h;
+  uint64_t v = h(p.comm);
+  for (const std::string& a : p.cmdline) v = (v ^ h(a)) * 0x100000001b3ULL + 1;
+  return v;
 }
 
 }  // namespace
@@ -132,20 +144,26 @@ void Sampler::sample(bool all) {
     Seen& seen = now_pids[pid];
     seen.starttime = p->starttime;
     seen.busy = busy;
-    seen.tids.reserve(p->threads.size());
-    for (const ThreadInfo& th : p->threads) seen.tids.push_back(th.tid);
+    seen.text = text_hash(*p);
+    seen.threads.reserve(p->threads.size());
+    for (const ThreadInfo& th : p->threads) seen.threads.emplace_back(th.tid, th.name);
     auto old = last_pids_.find(pid);
     const bool is_new = old == last_pids_.end() || old->second.starttime != p->starttime;
     if (is_new) added.push_back(pid);
     nlohmann::json node{{"pid", pid}, {"state", std::string(1, p->state)}, {"cpu_percent", p->cpu_percent},
                         {"rss_bytes", p->rss_bytes}, {"num_threads", thread_count(*p)}};
-    // A process whose threads came or went carries its whole thread list, so
-    // a client patches it in place (the daemon's own HTTP threads come and go
-    // with connections; a refetch of the tree for each would be waste). A
-    // multi-threaded process that uses CPU now, or did last time (so its
-    // threads' figures fall back to zero), carries its threads' figures; an
-    // idle tree's samples stay small.
-    const bool reshaped = !is_new && old->second.tids != seen.tids;
+    // What changed in place is sent, so a client patches it rather than
+    // refetching the tree: the name and command line after an exec or a
+    // rename; the whole thread list when threads came, went or renamed
+    // themselves (the daemon's own HTTP threads come and go with
+    // connections). A multi-threaded process that uses CPU now, or did last
+    // time (so its threads' figures fall back to zero), carries its threads'
+    // figures; an idle tree's samples stay small.
+    if (!is_new && old->second.text != seen.text) {
+      node["comm"] = p->comm;
+      node["cmdline"] = join_cmdline(p->cmdline);
+    }
+    const bool reshaped = !is_new && old->second.threads != seen.threads;
     if (reshaped || (p->threads.size() > 1 && (busy || (!is_new && old->second.busy)))) {
       nlohmann::json threads = nlohmann::json::array();
       for (const ThreadInfo& th : p->threads)

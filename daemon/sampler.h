@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "cpu_tracker.h"
@@ -78,7 +79,8 @@ class Sampler {
   struct Seen {
     uint64_t starttime = 0;  // (pid, starttime) names the process: for added/removed
     bool busy = false;       // had CPU time: its threads' figures were (or are) news
-    std::vector<pid_t> tids;  // its threads, as read: a different list is news too
+    uint64_t text = 0;       // hash of comm and cmdline: an exec or a rename is news
+    std::vector<std::pair<pid_t, std::string>> threads;  // (tid, name): a change is news
   };
   std::unordered_map<pid_t, Seen> last_pids_;  // the supervised processes of the last sample
   int64_t all_until_ns_ = 0;

@@ -1080,6 +1080,49 @@ TEST_CASE("sample events carry the whole thread list of a process whose threads 
   REQUIRE(threads_sent(before, [&](const auto& names) { return names.size() == 1 && clients(names) == 0; }));
 }
 
+TEST_CASE("sample events carry the new name and command line of a process that exec'd", "[integration]") {
+  // A shell that waits for a file, then execs sleep in its own place: same
+  // pid, same start time, a new comm and cmdline.
+  const std::string flag = make_temp_dir("fw-exec") + "/go";
+  const Json config = {{"programs",
+                        {{{"name", "wrapper"},
+                          {"autostart", false},
+                          {"command",
+                           {"/bin/sh", "-c", "while [ ! -e \"$1\" ]; do sleep 0.05; done; exec sleep 300", "sh", flag}}}}}};
+  Daemon d({.config = config.dump(), .args = {"--sample-ms", "100"}});
+  auto w = d.start({{"program", "wrapper"}});
+  const int64_t id = w["id"];
+  REQUIRE(d.wait_state(id, "running"));
+  const pid_t pid = d.worker(id)["pid"];
+  SseClient sse(d);
+  REQUIRE(sse.wait_connected() == 200);
+  REQUIRE(sse.wait_for(
+      [&](const auto& evs) { return std::any_of(evs.begin(), evs.end(), [&](const auto& e) { return sample_node(e, pid); }); },
+      20s));
+  const size_t before = sse.events().size();
+  std::ofstream(flag).put('\n');
+  Json renamed;
+  REQUIRE(sse.wait_for(
+      [&](const auto& evs) {
+        for (size_t i = before; i < evs.size(); ++i)
+          if (const Json* n = sample_node(evs[i], pid); n && n->contains("comm")) {
+            renamed = *n;
+            return true;
+          }
+        return false;
+      },
+      20s));
+  CHECK(renamed["comm"] == "sleep");
+  CHECK(renamed["cmdline"] == "sleep 300");
+  // Said once: the samples after it leave the name out again.
+  const size_t said = sse.events().size();
+  REQUIRE(sse.wait_for([&](const auto& evs) { return evs.size() >= said + 3; }, 20s));
+  const auto evs = sse.events();
+  for (size_t i = said; i < evs.size(); ++i)
+    if (const Json* n = sample_node(evs[i], pid)) CHECK_FALSE(n->contains("comm"));
+  std::filesystem::remove_all(std::filesystem::path(flag).parent_path());
+}
+
 TEST_CASE("SSE delivers every event of a 500-exit burst to two clients", "[integration][slow]") {
   Daemon d;
   SseClient a(d), b(d);

@@ -116,6 +116,22 @@ test('patch copies sampled thread figures, and a different thread list replaces 
   assert.equal(m.patch([{ ...busy, threads: [t(2, 'main'), t(9, 'x')] }, { ...busy, pid: 42 }]), kStale);
 });
 
+test('patch takes a new name and command line after an exec, and the filter sees them', () => {
+  const m = new TreeModel();
+  m.setTree([node(1, [node(2, [], [], { comm: 'sh', cmdline: 'sh -c exec sleep 300' })])]);
+  m.filter = 'sleep 300';
+  assert.deepEqual(m.flatten().map((r) => r.node.pid), [1, 2]);
+  const after = { pid: 2, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 1 };
+  assert.equal(m.patch([{ ...after, comm: 'sleep', cmdline: 'sleep 300' }]), kReshaped);
+  assert.equal(m.byPid.get(2).comm, 'sleep');
+  assert.equal(m.byPid.get(2).cmdline, 'sleep 300');
+  m.filter = 'sh -c';
+  assert.deepEqual(m.flatten().map((r) => r.node.pid), []);
+  // Without the fields, the name stays.
+  assert.equal(m.patch([after]), kPatched);
+  assert.equal(m.byPid.get(2).comm, 'sleep');
+});
+
 test('the icicle shares width by leaves', () => {
   const roots = [node(1, [node(2, [node(3), node(4), node(5)]), node(6)])];
   const { cells, depth } = icicleLayout(roots);

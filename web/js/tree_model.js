@@ -16,7 +16,7 @@ const kMaxGuideDepth = 32;
 
 // What a sample event did to the model (TreeModel.patch).
 export const kPatched = 'patched';    // figures changed in place: repaint the rows
-export const kReshaped = 'reshaped';  // thread lists changed: flatten the rows again
+export const kReshaped = 'reshaped';  // names or thread lists changed: flatten the rows again
 export const kStale = 'stale';        // a process we do not know: refetch the tree
 
 // Copies a sampled thread list onto a node: figures in place when it holds
@@ -88,10 +88,11 @@ export class TreeModel {
   }
 
   // Applies the `nodes` of a sample event (pid, state, cpu_percent, rss_bytes,
-  // num_threads, and threads for some). Returns kStale when the tree's shape
-  // no longer matches (a pid we do not know, or a thread count that changed
-  // with no thread list to say how): the caller refetches. Else kReshaped if
-  // some thread list was replaced, kPatched if only figures changed.
+  // num_threads; comm, cmdline and threads for some). Returns kStale when the
+  // tree's shape no longer matches (a pid we do not know, or a thread count
+  // that changed with no thread list to say how): the caller refetches. Else
+  // kReshaped if a name or a thread list changed (the rows, and what a filter
+  // keeps, must be worked out again), kPatched if only figures changed.
   patch(nodes) {
     let result = kPatched;
     for (const p of nodes) {
@@ -100,6 +101,13 @@ export class TreeModel {
       n.state = p.state;
       n.cpu_percent = p.cpu_percent;
       n.rss_bytes = p.rss_bytes;
+      if (p.comm !== undefined) {
+        // It exec'd or renamed itself: what the filter searches changed too.
+        n.comm = p.comm;
+        n.cmdline = p.cmdline ?? n.cmdline;
+        n._hay = null;
+        result = kReshaped;
+      }
       if (p.threads) {
         const before = n.threads.length || 1;
         if (patchThreads(n, p.threads)) {
