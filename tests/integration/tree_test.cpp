@@ -3,6 +3,7 @@
 // the whole machine from pid 1.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <set>
 
@@ -56,14 +57,21 @@ TEST_CASE("a forking server's per-client children appear and disappear as client
 
   std::vector<int> clients;
   for (int i = 0; i < 5; ++i) clients.push_back(connect_loopback(port));
-  REQUIRE(wait_until([&] { return children_in_tree(d, server) == 5; }));
-  // Each child is the server's, in the worker's process group, and names
-  // itself so the tree tells it from its parent.
-  const Json tree = tree_of(d);
-  for (const auto& c : (*find_node(tree, server))["children"]) {
+  // Each child names itself so the tree tells it from its parent; a sample
+  // can catch one between its fork and that rename, so wait for the names.
+  Json kids;
+  REQUIRE(wait_until([&] {
+    const Json tree = tree_of(d);
+    const Json* node = find_node(tree, server);
+    if (!node) return false;
+    kids = (*node)["children"];
+    return kids.size() == 5 &&
+           std::all_of(kids.begin(), kids.end(), [](const Json& c) { return c["comm"] == "echo-fork-child"; });
+  }));
+  // Each is the server's, in the worker's process group.
+  for (const auto& c : kids) {
     CHECK(c["ppid"] == server);
     CHECK(c["pgid"] == server);
-    CHECK(c["comm"] == "echo-fork-child");
   }
   // Two leave, then the rest.
   close(clients[0]);
