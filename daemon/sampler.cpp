@@ -4,9 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <functional>
 #include <nlohmann/json.hpp>
-#include <string_view>
 
 #include "log.h"
 #include "proc_parse.h"
@@ -21,13 +19,17 @@ int64_t thread_count(const ProcessInfo& p) {
   return p.threads.empty() ? p.num_threads : static_cast<int64_t>(p.threads.size());
 }
 
-// What the tree shows of a process as text, hashed: it changes when the
-// process execs or renames itself, while (pid, starttime) stays.
-uint64_t text_hash(const ProcessInfo& p) {
-  std::hash<std::string_view> h;
-  uint64_t v = h(p.comm);
-  for (const std::string& a : p.cmdline) v = (v ^ h(a)) * 0x100000001b3ULL + 1;
-  return v;
+// Used CPU in its sample. Process and thread times are rounded to ticks
+// separately, so a thread can show a last tick where its process shows none.
+bool busy(const ProcessInfo& p) {
+  return p.cpu_percent > 0 ||
+         std::any_of(p.threads.begin(), p.threads.end(), [](const ThreadInfo& th) { return th.cpu_percent > 0; });
+}
+
+// The same threads by tid and name: none came, went or was renamed.
+bool same_threads(const ProcessInfo& a, const ProcessInfo& b) {
+  return std::equal(a.threads.begin(), a.threads.end(), b.threads.begin(), b.threads.end(),
+                    [](const ThreadInfo& x, const ThreadInfo& y) { return x.tid == y.tid && x.name == y.name; });
 }
 
 }  // namespace
@@ -130,26 +132,20 @@ void Sampler::sample(bool all) {
   history_->forget_except(live);
   t->history = history_;
 
-  std::unordered_map<pid_t, Seen> now_pids;
+  // Told against the last sample's tree: what is new, gone or changed.
+  const ProcessTree* last = latest_ ? latest_->tree.get() : nullptr;
   nlohmann::json nodes = nlohmann::json::array(), added = nlohmann::json::array(), removed = nlohmann::json::array();
   std::vector<pid_t> supervised = tree.descendants(self);
   supervised.push_back(self);
   for (pid_t pid : supervised) {
     const ProcessInfo* p = tree.find(pid);
     if (!p) continue;
-    // Process and thread times are rounded to ticks separately, so a thread
-    // can show a last tick in a sample where its process shows none.
-    const bool busy = p->cpu_percent > 0 ||
-                      std::any_of(p->threads.begin(), p->threads.end(), [](const ThreadInfo& th) { return th.cpu_percent > 0; });
-    Seen& seen = now_pids[pid];
-    seen.starttime = p->starttime;
-    seen.busy = busy;
-    seen.text = text_hash(*p);
-    seen.threads.reserve(p->threads.size());
-    for (const ThreadInfo& th : p->threads) seen.threads.emplace_back(th.tid, th.name);
-    auto old = last_pids_.find(pid);
-    const bool is_new = old == last_pids_.end() || old->second.starttime != p->starttime;
-    if (is_new) added.push_back(pid);
+    // (pid, starttime) names the process. A process cannot join the
+    // supervised subtree other than by being born in it, so one the last
+    // tree holds (in either scope) was supervised then too.
+    const ProcessInfo* before = last ? last->find(pid) : nullptr;
+    if (before && before->starttime != p->starttime) before = nullptr;
+    if (!before) added.push_back(pid);
     nlohmann::json node{{"pid", pid}, {"state", std::string(1, p->state)}, {"cpu_percent", p->cpu_percent},
                         {"rss_bytes", p->rss_bytes}, {"num_threads", thread_count(*p)}};
     // What changed in place is sent, so a client patches it rather than
@@ -159,12 +155,12 @@ void Sampler::sample(bool all) {
     // connections). A multi-threaded process that uses CPU now, or did last
     // time (so its threads' figures fall back to zero), carries its threads'
     // figures; an idle tree's samples stay small.
-    if (!is_new && old->second.text != seen.text) {
+    if (before && (before->comm != p->comm || before->cmdline != p->cmdline)) {
       node["comm"] = p->comm;
       node["cmdline"] = join_cmdline(p->cmdline);
     }
-    const bool reshaped = !is_new && old->second.threads != seen.threads;
-    if (reshaped || (p->threads.size() > 1 && (busy || (!is_new && old->second.busy)))) {
+    const bool reshaped = before && !same_threads(*before, *p);
+    if (reshaped || (p->threads.size() > 1 && (busy(*p) || (before && busy(*before))))) {
       nlohmann::json threads = nlohmann::json::array();
       for (const ThreadInfo& th : p->threads)
         threads.push_back({{"tid", th.tid}, {"name", th.name}, {"state", std::string(1, th.state)},
@@ -173,11 +169,14 @@ void Sampler::sample(bool all) {
     }
     nodes.push_back(std::move(node));
   }
-  for (const auto& [pid, seen] : last_pids_) {
-    auto n = now_pids.find(pid);
-    if (n == now_pids.end() || n->second.starttime != seen.starttime) removed.push_back(pid);
+  if (last) {
+    std::vector<pid_t> was = last->descendants(self);
+    was.push_back(self);
+    for (pid_t pid : was) {
+      const ProcessInfo* now = tree.find(pid);
+      if (!now || now->starttime != last->find(pid)->starttime) removed.push_back(pid);
+    }
   }
-  last_pids_ = std::move(now_pids);
 
   latest_ = std::move(t);
   fresh_ = true;

@@ -11,8 +11,6 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
-#include <utility>
-#include <vector>
 
 #include "cpu_tracker.h"
 #include "event.h"
@@ -76,13 +74,6 @@ class Sampler {
   CpuTracker cpu_;
   std::shared_ptr<const TreeSample> latest_;
   std::shared_ptr<SampleHistory> history_ = std::make_shared<SampleHistory>();
-  struct Seen {
-    uint64_t starttime = 0;  // (pid, starttime) names the process: for added/removed
-    bool busy = false;       // had CPU time: its threads' figures were (or are) news
-    uint64_t text = 0;       // hash of comm and cmdline: an exec or a rename is news
-    std::vector<std::pair<pid_t, std::string>> threads;  // (tid, name): a change is news
-  };
-  std::unordered_map<pid_t, Seen> last_pids_;  // the supervised processes of the last sample
   int64_t all_until_ns_ = 0;
   EventLoop::TimerId timer_ = 0;
   bool fresh_ = false;

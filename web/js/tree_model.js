@@ -33,7 +33,7 @@ function patchThreads(n, sampled) {
     const t = n.threads[i];
     t.state = s.state;
     t.cpu_percent = s.cpu_percent;
-    if (s.name !== undefined) t.name = s.name;
+    t.name = s.name;
   });
   return false;
 }
@@ -104,7 +104,7 @@ export class TreeModel {
       if (p.comm !== undefined) {
         // It exec'd or renamed itself: what the filter searches changed too.
         n.comm = p.comm;
-        n.cmdline = p.cmdline ?? n.cmdline;
+        n.cmdline = p.cmdline;
         n._hay = null;
         result = kReshaped;
       }
