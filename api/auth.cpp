@@ -1,7 +1,12 @@
 #include "auth.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <sys/random.h>
+
+#include <algorithm>
+#include <vector>
 
 #include <cstdio>
 
@@ -51,6 +56,64 @@ bool same_origin(std::string_view origin, std::string_view host) {
     return rest == host;
   }
   return false;
+}
+
+Role token_role(std::string_view presented, const Tokens& tokens) {
+  // Both tokens are compared every time: how long the answer takes says
+  // nothing about which one matched.
+  const bool admin = !tokens.admin.empty() && constant_time_equal(presented, tokens.admin);
+  const bool read = !tokens.read.empty() && constant_time_equal(presented, tokens.read);
+  return admin ? Role::kAdmin : read ? Role::kRead : Role::kNone;
+}
+
+Proof prove(std::string_view authorization, std::string_view cookie_header, const Tokens& tokens) {
+  auto judge = [&](std::string_view presented) { return token_role(presented, tokens); };
+  Proof p;
+  if (!authorization.empty()) {
+    auto tok = bearer_token(authorization);
+    p.role = tok ? judge(*tok) : Role::kNone;
+    p.wrong_bearer = p.role == Role::kNone;
+    return p;
+  }
+  if (auto cookie = cookie_value(cookie_header, kCookieName)) {
+    p.role = judge(*cookie);
+    p.by_cookie = p.role != Role::kNone;
+  }
+  return p;
+}
+
+Role peer_role(uid_t uid, gid_t gid, uid_t daemon_uid, std::optional<gid_t> group,
+               bool (*in_group)(uid_t, gid_t)) {
+  if (uid == 0 || uid == daemon_uid) return Role::kAdmin;
+  if (group && (gid == *group || in_group(uid, *group))) return Role::kRead;
+  return Role::kNone;
+}
+
+bool user_in_group(uid_t uid, gid_t group) {
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  if (getpwuid_r(uid, &pw, buf.data(), buf.size(), &found) != 0 || !found) return false;
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) {
+    groups.resize(static_cast<size_t>(n));
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups.data(), &n) < 0) return false;
+  }
+  groups.resize(static_cast<size_t>(n));
+  return std::find(groups.begin(), groups.end(), group) != groups.end();
+}
+
+std::string_view host_of(std::string_view host) {
+  if (host.starts_with('[')) return host.substr(0, host.find(']') + 1);
+  return host.substr(0, host.find(':'));
+}
+
+std::string same_site_path(std::string_view path) {
+  if (!path.starts_with('/') || path.starts_with("//") || path.starts_with("/\\")) return "/";
+  for (char c : path)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f || c == '\\') return "/";
+  return std::string(path);
 }
 
 std::string generate_token() {

@@ -6,27 +6,39 @@
 
 namespace forkwatch {
 
-void EventHub::publish(const Event& event) {
-  HubEntry entry{event.id, std::string(event_kind_name(event.kind)), event_json(event)};
-  {
-    std::lock_guard lock(mu_);
-    ring_.push_back(std::move(entry));
-    if (ring_.size() > ring_size_) ring_.pop_front();
-    last_id_ = event.id;
-  }
-  cv_.notify_all();
+std::string sse_frame(uint64_t id, std::string_view type, std::string_view data) {
+  std::string out;
+  out.reserve(data.size() + type.size() + 40);
+  out.append("id: ").append(std::to_string(id)).append("\nevent: ").append(type).append("\ndata: ");
+  out.append(data).append("\n\n");
+  return out;
 }
 
-std::vector<HubEntry> EventHub::since(uint64_t after, size_t max, bool& gap) const {
+void EventHub::publish(const Event& event) {
+  Entry entry{event.id, sse_frame(event.id, event_kind_name(event.kind), event_json(event))};
   std::lock_guard lock(mu_);
-  std::vector<HubEntry> out;
-  gap = !ring_.empty() ? ring_.front().id > after + 1 : false;
-  if (ring_.empty() || ring_.back().id <= after) return out;
+  ring_.push_back(std::move(entry));
+  if (ring_.size() > ring_size_) ring_.pop_front();
+  last_id_ = event.id;
+}
+
+// Once per round, not per event: a wake per event woke every client for
+// each of a round's events, and 1,000 clients during an exit storm starved
+// the loop of the cores (bench/RESULTS.md, issue 17).
+void EventHub::round_done() { cv_.notify_all(); }
+
+bool EventHub::append_since(uint64_t& after, size_t max, std::string& out) const {
+  std::lock_guard lock(mu_);
+  const bool gap = !ring_.empty() && ring_.front().id > after + 1;
+  if (ring_.empty() || ring_.back().id <= after) return gap;
   // Ids are ascending but may skip (samples are not stored): binary search.
   auto it = std::upper_bound(ring_.begin(), ring_.end(), after,
-                             [](uint64_t id, const HubEntry& e) { return id < e.id; });
-  for (; it != ring_.end() && out.size() < max; ++it) out.push_back(*it);
-  return out;
+                             [](uint64_t id, const Entry& e) { return id < e.id; });
+  for (size_t n = 0; it != ring_.end() && n < max; ++it, ++n) {
+    out += it->frame;
+    after = it->id;
+  }
+  return gap;
 }
 
 void EventHub::wait(uint64_t after, std::chrono::milliseconds timeout) const {

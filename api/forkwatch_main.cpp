@@ -3,11 +3,14 @@
 // for people or the daemon's JSON for scripts. Exit codes: 0 done, 1 the
 // daemon said no, 2 bad usage, 3 the daemon could not be reached.
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -34,11 +37,23 @@ constexpr const char* kUsage = R"(usage: forkwatch [OPTIONS] COMMAND [ARGS...]
 Talks to forkwatchd over its REST API.
 
 Options (before or after the command, but before start's PROGRAM):
+  --socket PATH      the daemon's Unix socket (default $FORKWATCH_SOCKET); the
+                     kernel tells the daemon who you are, so no token is needed.
+                     Without --url, --socket or either variable, the first of
+                     /run/forkwatch/forkwatch.sock and <state dir>/forkwatch.sock
+                     that answers is used, else the URL below
   --url URL          the daemon (default $FORKWATCH_URL, else http://127.0.0.1:7420)
   --token T          bearer token (default $FORKWATCH_TOKEN)
   --token-file F     read the token from F (default $XDG_STATE_HOME/forkwatch/token,
                      else ~/.local/state/forkwatch/token, else /var/lib/forkwatch/token)
+  --cacert F         for an https:// URL: the certificate (PEM) the daemon must
+                     present (default $FORKWATCH_CACERT, else the system's CA store)
   --json             print the daemon's JSON instead of tables
+  --raw              print names, argv and output exactly as they are; by default
+                     control characters (C0, DEL, C1) and bidi controls in them are
+                     shown escaped (\x1b, \u202e) so that nothing a worker prints
+                     or is named can drive the terminal; with --json, --raw keeps
+                     non-ASCII text as UTF-8 instead of \uXXXX escapes
   -h, --help         this text
 
 Commands:
@@ -74,8 +89,11 @@ struct Options {
   std::string url;
   std::string token;
   std::string token_file;
+  std::string socket;
+  std::string cacert;
   bool token_given = false;
   bool json = false;
+  bool raw = false;
 };
 
 // A cursor over the arguments that recognises the global options wherever
@@ -113,11 +131,14 @@ class Args {
       std::exit(kExitOk);
     }
     if (a == "--json") opt_.json = true;
+    else if (a == "--raw") opt_.raw = true;
     else if (is("--url")) opt_.url = value("--url", a);
     else if (is("--token")) {
       opt_.token = value("--token", a);
       opt_.token_given = true;
     } else if (is("--token-file")) opt_.token_file = value("--token-file", a);
+    else if (is("--socket")) opt_.socket = value("--socket", a);
+    else if (is("--cacert")) opt_.cacert = value("--cacert", a);
     else return false;
     return true;
   }
@@ -179,12 +200,48 @@ std::string resolve_token(const Options& opt) {
   return "";
 }
 
+// The daemon's Unix socket in its default places (systemd's RuntimeDirectory,
+// else the default state dir), if one accepts a connection; else "".
+std::string answering_default_socket() {
+  std::vector<std::string> candidates{"/run/forkwatch/forkwatch.sock"};
+  if (const char* x = getenv("XDG_STATE_HOME"); x && *x) candidates.push_back(std::string(x) + "/forkwatch/forkwatch.sock");
+  else if (const char* h = getenv("HOME"); h && *h) candidates.push_back(std::string(h) + "/.local/state/forkwatch/forkwatch.sock");
+  for (const auto& path : candidates) {
+    sockaddr_un addr{};
+    if (path.size() >= sizeof addr.sun_path) continue;
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    if (ok) return path;
+  }
+  return "";
+}
+
 class Session {
  public:
-  Session(std::string url, std::string token, bool json)
-      : url_(std::move(url)), has_token_(!token.empty()), json_(json), api_(url_, std::move(token)) {}
+  // An empty `socket`: over TCP at `url`; else over that Unix socket.
+  Session(std::string url, std::string token, std::string socket, bool json, bool raw, std::string cacert = "")
+      : url_(socket.empty() ? std::move(url) : "unix:" + socket),
+        has_token_(!token.empty() || !socket.empty()),
+        json_(json),
+        raw_(raw),
+        api_(socket.empty() ? url_ : socket, std::move(token), !socket.empty(), std::move(cacert)) {}
 
   bool json_output() const { return json_; }
+  bool raw() const { return raw_; }
+  // Untrusted text for the terminal (client_format.h's shown()).
+  std::string shown(const std::string& text) const { return forkwatch::client::shown(text, raw_); }
+  std::string text_of(const json& j, const char* key, const std::string& fallback) const {
+    return forkwatch::client::text_or(j, key, fallback, raw_);
+  }
+  // JSON for the terminal: \uXXXX for everything beyond ASCII (C1 and bidi
+  // controls included) unless --raw; the same JSON to any parser.
+  std::string dumped(const json& j, int indent = -1) const {
+    return j.dump(indent, ' ', !raw_, json::error_handler_t::replace);
+  }
   ApiClient& api() { return api_; }
 
   // A successful reply's JSON, or the process exits 1 or 3 with the reason.
@@ -207,24 +264,25 @@ class Session {
       message = j["error"].value("message", message);
       code = j["error"].value("code", "");
     }
-    std::cerr << "forkwatch: " << message << " (" << r.status << (code.empty() ? "" : " " + code) << ")\n";
+    std::cerr << "forkwatch: " << shown(message) << " (" << r.status << (code.empty() ? "" : " " + shown(code)) << ")\n";
     if (r.status == 401 && !has_token_)
       std::cerr << "forkwatch: no token was given: use --token, --token-file or FORKWATCH_TOKEN\n";
     std::exit(kExitRefused);
   }
 
   [[noreturn]] void unreachable(const std::string& why) {
-    std::cerr << "forkwatch: cannot reach forkwatchd at " << url_ << " (" << why
-              << "); is it running? Set --url or FORKWATCH_URL\n";
+    std::cerr << "forkwatch: cannot reach forkwatchd at " << shown(url_) << " (" << why
+              << "); is it running? Set --url or FORKWATCH_URL, or --socket or FORKWATCH_SOCKET\n";
     std::exit(kExitUnreachable);
   }
 
-  void print(const json& j) { std::cout << j.dump(2) << std::endl; }
+  void print(const json& j) { std::cout << dumped(j, 2) << std::endl; }
 
  private:
   std::string url_;
   bool has_token_;
   bool json_;
+  bool raw_;
   ApiClient api_;
 };
 
@@ -235,6 +293,17 @@ class Context {
   explicit Context(Options& opt) : opt_(opt) {}
   Session& session() {
     if (!session_) {
+      std::string socket = opt_.socket;
+      if (socket.empty())
+        if (const char* env = getenv("FORKWATCH_SOCKET"); env && *env) socket = env;
+      const char* url_env = getenv("FORKWATCH_URL");
+      if (socket.empty() && opt_.url.empty() && !(url_env && *url_env) && !opt_.token_given &&
+          opt_.token_file.empty())
+        socket = answering_default_socket();
+      if (!socket.empty()) {
+        session_.emplace("", "", socket, opt_.json, opt_.raw);
+        return *session_;
+      }
       std::string url = opt_.url;
       if (url.empty()) {
         const char* env = getenv("FORKWATCH_URL");
@@ -243,7 +312,10 @@ class Context {
       while (!url.empty() && url.back() == '/') url.pop_back();
       if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
         usage_error("the URL must start with http:// or https://, got '" + url + "'");
-      session_.emplace(url, resolve_token(opt_), opt_.json);
+      std::string cacert = opt_.cacert;
+      if (cacert.empty())
+        if (const char* env = getenv("FORKWATCH_CACERT"); env && *env) cacert = env;
+      session_.emplace(url, resolve_token(opt_), "", opt_.json, opt_.raw, cacert);
     }
     return *session_;
   }
@@ -280,7 +352,7 @@ int cmd_status(Context& ctx, Args& args) {
     std::cout << "no workers (start one with: forkwatch start PROGRAM)\n";
     return kExitOk;
   }
-  std::cout << render_workers(j["workers"], forkwatch::realtime_ns());
+  std::cout << render_workers(j["workers"], forkwatch::realtime_ns(), s.raw());
   return kExitOk;
 }
 
@@ -297,7 +369,7 @@ int cmd_programs(Context& ctx, Args& args) {
   Session& s = ctx.session();
   json j = s.expect(s.api().get("/api/programs"));
   if (s.json_output()) return s.print(j), kExitOk;
-  std::cout << render_programs(j["programs"]);
+  std::cout << render_programs(j["programs"], s.raw());
   return kExitOk;
 }
 
@@ -345,17 +417,17 @@ int cmd_start(Context& ctx, Args& args) {
     if (!argv.empty()) req["args"] = argv;
   }
   Session& s = ctx.session();
-  json w = s.expect(s.api().post("/api/workers", req.dump()));
+  json w = s.expect(s.api().post("/api/workers", forkwatch::dump_json(req)));
   if (s.json_output()) return s.print(w), kExitOk;
-  std::cout << "started worker " << w.value("id", 0) << " (" << str_or(w, "name", "-") << ")";
+  std::cout << "started worker " << w.value("id", 0) << " (" << s.text_of(w, "name", "-") << ")";
   if (int64_t pid = int_or(w, "pid", 0); pid > 0) std::cout << " pid " << pid;
-  std::cout << ", " << str_or(w, "state", "?") << "\n";
+  std::cout << ", " << s.text_of(w, "state", "?") << "\n";
   return kExitOk;
 }
 
-void print_worker_line(const json& w, const std::string& verb) {
-  std::cout << verb << " worker " << w.value("id", 0) << " (" << str_or(w, "name", "-") << "): "
-            << str_or(w, "state", "?");
+void print_worker_line(const Session& s, const json& w, const std::string& verb) {
+  std::cout << s.shown(verb) << " worker " << w.value("id", 0) << " (" << s.text_of(w, "name", "-") << "): "
+            << s.text_of(w, "state", "?");
   if (int64_t pid = int_or(w, "pid", 0); pid > 0) std::cout << ", pid " << pid;
   std::cout << "\n";
 }
@@ -404,11 +476,11 @@ int cmd_action(Context& ctx, Args& args, const std::string& command) {
   }
   if (s.json_output()) return s.print(w), kExitOk;
   if (command == "rm") {
-    if (gone) std::cout << "removed worker " << *id << " (" << str_or(w, "name", "-") << ")\n";
-    else print_worker_line(w, "removing");
+    if (gone) std::cout << "removed worker " << *id << " (" << s.text_of(w, "name", "-") << ")\n";
+    else print_worker_line(s, w, "removing");
     return kExitOk;
   }
-  print_worker_line(w, command == "stop" ? "stopped" : "restarted");
+  print_worker_line(s, w, command == "stop" ? "stopped" : "restarted");
   return kExitOk;
 }
 
@@ -421,9 +493,9 @@ int cmd_signal(Context& ctx, Args& args) {
   json body;
   if (auto n = to_int(*sig)) body["signal"] = *n;
   else body["signal"] = *sig;
-  json w = s.expect(s.api().post("/api/workers/" + id + "/signal", body.dump()));
+  json w = s.expect(s.api().post("/api/workers/" + id + "/signal", forkwatch::dump_json(body)));
   if (s.json_output()) return s.print(w), kExitOk;
-  print_worker_line(w, "sent " + *sig + " to");
+  print_worker_line(s, w, "sent " + *sig + " to");
   return kExitOk;
 }
 
@@ -450,8 +522,8 @@ int cmd_logs(Context& ctx, Args& args) {
   auto show = [&](const json& lines) {
     for (const auto& l : lines) {
       last_seq = std::max(last_seq, int_or(l, "seq", 0));
-      if (s.json_output() && follow) std::cout << l.dump() << "\n";
-      else if (!s.json_output()) (str_or(l, "stream", "") == "stderr" ? std::cerr : std::cout) << str_or(l, "text", "") << "\n";
+      if (s.json_output() && follow) std::cout << s.dumped(l) << "\n";
+      else if (!s.json_output()) (str_or(l, "stream", "") == "stderr" ? std::cerr : std::cout) << s.text_of(l, "text", "") << "\n";
     }
     std::cout.flush();
   };
@@ -508,20 +580,18 @@ int cmd_events(Context& ctx, Args& args) {
   sigaddset(&mask, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   std::atomic<bool> done{false}, stopping{false};
-  const bool raw = s.json_output();
+  const bool as_json = s.json_output();
   Reply result;
   std::thread reader([&] {
     SseParser parser([&](const std::string& id, const std::string& type, const std::string& data) {
       if (type == "sample" && !samples) return !stopping;
-      if (raw) {
-        std::cout << data << std::endl;
-      } else {
-        json d = json::parse(data, nullptr, false);
-        std::cout << render_event(type, id, d.is_discarded() ? json::object() : d) << std::endl;
-      }
+      json d = json::parse(data, nullptr, false);
+      if (as_json && s.raw()) std::cout << data << std::endl;
+      else if (as_json) std::cout << (d.is_discarded() ? s.shown(data) : s.dumped(d)) << std::endl;
+      else std::cout << render_event(type, id, d.is_discarded() ? json::object() : d, s.raw()) << std::endl;
       return !stopping.load();
     });
-    httplib::Headers h;
+    Headers h;
     if (!since.empty()) h.emplace("Last-Event-ID", since);
     // Heartbeats come every 15 s; a minute of silence means the daemon is gone.
     result = s.api().stream("/api/events", h, std::chrono::seconds(60),
@@ -552,7 +622,7 @@ int cmd_tree(Context& ctx, Args& args) {
   Session& s = ctx.session();
   json j = s.expect(s.api().get(std::string("/api/tree?scope=") + (all ? "all" : "supervised")));
   if (s.json_output()) return s.print(j), kExitOk;
-  std::cout << render_tree(j);
+  std::cout << render_tree(j, s.raw());
   return kExitOk;
 }
 

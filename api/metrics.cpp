@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "worker_metrics.h"
 #include "worker_state.h"
 
 namespace forkwatch {
@@ -27,6 +28,10 @@ void counter(std::ostringstream& out, const char* name, const char* help, uint64
       << name << labels << ' ' << value << '\n';
 }
 
+void gauge(std::ostringstream& out, const char* name, const char* help, double value) {
+  out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " gauge\n" << name << ' ' << value << '\n';
+}
+
 }  // namespace
 
 std::string render_metrics(const MetricsInputs& in) {
@@ -45,6 +50,11 @@ std::string render_metrics(const MetricsInputs& in) {
   counter(out, "forkwatch_wait_statuses_total", "Every status wait4 returned.", c.reaped);
   counter(out, "forkwatch_sigchld_wakeups_total", "SIGCHLD wake-ups (fewer than exits: signals coalesce).", c.sigchld_wakeups);
   counter(out, "forkwatch_loop_wakeups_total", "Event loop wake-ups.", c.loop_wakeups);
+  counter(out, "forkwatch_notify_datagrams_total", "sd_notify datagrams read from workers' notify sockets.", c.notify_datagrams);
+  counter(out, "forkwatch_notify_dropped_total",
+          "sd_notify datagrams refused: from outside the worker's tree, or over 4096 bytes.", c.notify_dropped);
+  counter(out, "forkwatch_notify_mainpid_refused_total",
+          "sd_notify MAINPID= refused: the pid is not a process of the worker's tree.", c.notify_mainpid_refused);
   counter(out, "forkwatch_samples_total", "/proc samples taken.", c.samples);
   out << "# HELP forkwatch_sample_cpu_seconds_total CPU time spent sampling /proc.\n"
       << "# TYPE forkwatch_sample_cpu_seconds_total counter\nforkwatch_sample_cpu_seconds_total "
@@ -72,8 +82,45 @@ std::string render_metrics(const MetricsInputs& in) {
   if (in.request_duration)
     out << render_histogram("forkwatch_api_request_duration_seconds", "Time to answer an API request.",
                             in.request_duration->snapshot());
-  out << in.store_text;
-  return out.str();
+  if (in.health) {
+    out << "# HELP forkwatch_degraded 1 while /api/health says degraded (store cannot write, spawns failing).\n"
+        << "# TYPE forkwatch_degraded gauge\nforkwatch_degraded " << (in.health->degraded() ? 1 : 0) << '\n'
+        << "# HELP forkwatch_degraded_reason 1 for each reason /api/health gives now.\n"
+        << "# TYPE forkwatch_degraded_reason gauge\n";
+    for (const char* code : {"store_unwritable", "spawns_failing"}) {
+      bool on = false;
+      for (const HealthReason& r : in.health->reasons) on = on || r.code == code;
+      out << "forkwatch_degraded_reason{reason=\"" << code << "\"} " << (on ? 1 : 0) << '\n';
+    }
+  }
+  if (in.store) out << render_store_metrics(*in.store);
+  std::string text = std::move(out).str();
+  if (in.snapshot) render_worker_metrics(text, *in.snapshot, in.tally);
+  return text;
+}
+
+std::string to_openmetrics(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  while (!text.empty()) {
+    size_t end = text.find('\n');
+    std::string_view line = text.substr(0, end == std::string_view::npos ? text.size() : end + 1);
+    text.remove_prefix(line.size());
+    // OpenMetrics names a counter's family without the _total its samples carry.
+    for (std::string_view tag : {"# HELP ", "# TYPE "}) {
+      if (!line.starts_with(tag)) continue;
+      const size_t name_end = line.find(' ', tag.size());
+      std::string_view name = line.substr(tag.size(), name_end - tag.size());
+      if (name.ends_with("_total") && (tag == "# HELP " || line.substr(name_end + 1).starts_with("counter"))) {
+        out.append(line.substr(0, tag.size() + name.size() - 6)).append(line.substr(name_end));
+        line = {};
+      }
+      break;
+    }
+    out.append(line);
+  }
+  out.append("# EOF\n");
+  return out;
 }
 
 std::string render_store_metrics(const db::StoreStats& s) {
@@ -82,9 +129,25 @@ std::string render_store_metrics(const db::StoreStats& s) {
   counter(out, "forkwatch_store_event_rows_total", "events rows committed to SQLite.", s.event_rows);
   counter(out, "forkwatch_store_batches_total", "Store transactions committed.", s.batches);
   counter(out, "forkwatch_store_write_errors_total", "Failed batch attempts (each retried).", s.write_errors);
-  counter(out, "forkwatch_store_items_dropped_total", "Items abandoned after retries at close.", s.items_dropped);
-  out << "# HELP forkwatch_store_queue_depth Items waiting for the store writer.\n"
-      << "# TYPE forkwatch_store_queue_depth gauge\nforkwatch_store_queue_depth " << s.queue_depth << '\n';
+  counter(out, "forkwatch_store_dropped_total",
+          "Items lost: refused by the full queue while the database could not be written, or abandoned at close.",
+          s.items_dropped);
+  counter(out, "forkwatch_store_dropped_wait_statuses_total", "wait_status rows among the items lost.",
+          s.wait_rows_dropped);
+  gauge(out, "forkwatch_store_queue_depth", "Items waiting for the store writer.", static_cast<double>(s.queue_depth));
+  gauge(out, "forkwatch_store_queue_limit", "Items the store queue holds at most.", static_cast<double>(s.max_queue_items));
+  gauge(out, "forkwatch_store_degraded", "1 while the store cannot write or has not caught up since.",
+        s.degraded ? 1 : 0);
+  gauge(out, "forkwatch_store_last_outage_seconds", "First failed write to caught up, of the last outage.",
+        static_cast<double>(s.last_outage_ns) / 1e9);
+  gauge(out, "forkwatch_store_last_catch_up_seconds", "First good write to caught up, of the last outage.",
+        static_cast<double>(s.last_catch_up_ns) / 1e9);
+  gauge(out, "forkwatch_store_db_bytes", "forkwatch.db's size in pages, at the last retention step.",
+        static_cast<double>(s.db_bytes));
+  out << "# HELP forkwatch_store_retention_deleted_rows_total History rows deleted by retention.\n"
+      << "# TYPE forkwatch_store_retention_deleted_rows_total counter\n"
+      << "forkwatch_store_retention_deleted_rows_total{table=\"wait_status\"} " << s.retention_wait_rows << '\n'
+      << "forkwatch_store_retention_deleted_rows_total{table=\"events\"} " << s.retention_event_rows << '\n';
   out << render_histogram("forkwatch_reap_to_record_seconds",
                           "From wait4 returning a status to its row being committed.", s.reap_to_record);
   return out.str();

@@ -2,8 +2,8 @@
 // mount point: the mount point stats the web root for every request (the API
 // included) and Brotli-compresses every text/* file at quality 11, 35-60 ms a
 // file under load. Files are read per request, so an edited dashboard is
-// served at once, and answered through a sized content provider, which that
-// httplib build sends as it is.
+// served at once, and answered through a sized content provider, which the
+// router sends as it is (never compressed).
 #pragma once
 
 #include <optional>

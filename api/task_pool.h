@@ -1,11 +1,10 @@
-// TaskPool: cpp-httplib's task queue, grown on demand. Debian's library fixes
-// its own pool at 8 threads, and every open SSE stream or idle keep-alive
-// connection holds one (FIELD-NOTES.md). This pool starts threads as requests
-// need them, up to `max_threads`, and lets idle ones go after a while, so an
+// TaskPool: the threads that serve the API's requests, grown on demand.
+// HttpGate enqueues one task per whole request; an open SSE stream holds its
+// thread for the stream's life. The pool starts threads as requests need
+// them, up to `max_threads`, and lets idle ones go after a while, so an
 // unwatched daemon keeps few threads and a hundred SSE clients still fit.
+// enqueue() and shutdown() may be called from any thread.
 #pragma once
-
-#include <httplib.h>
 
 #include <condition_variable>
 #include <deque>
@@ -16,13 +15,15 @@
 
 namespace forkwatch {
 
-class TaskPool : public httplib::TaskQueue {
+class TaskPool {
  public:
   TaskPool(size_t max_threads, size_t keep_idle);
-  ~TaskPool() override;
+  ~TaskPool();
 
-  void enqueue(std::function<void()> fn) override;
-  void shutdown() override;
+  // Runs `fn` on a pool thread; dropped once shutdown() began.
+  void enqueue(std::function<void()> fn);
+  // Waits for every task taken; no new ones run.
+  void shutdown();
 
  private:
   void run();

@@ -140,7 +140,8 @@ class Forkwatch:
         return {"programs": [{
             "name": p["name"], "command": p["argv"], "instances": p.get("instances", 1),
             "restart": p.get("restart", "always"), "autostart": p.get("autostart", True), "restart_delay_ms": 0, "max_restarts": 1000000,
-            "stop_timeout_ms": 2000, "output": p.get("output", "capture")} for p in programs]}
+            "stop_timeout_ms": 2000, "output": p.get("output", "capture"),
+            **p.get("fields", {})} for p in programs]}  # fields: any other program fields, as written
 
     def _write_config(self, programs):
         tmp = self.config + ".tmp"

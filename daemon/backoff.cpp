@@ -16,4 +16,10 @@ int64_t restart_delay_ms(int64_t base_ms, int attempt, double random01) {
   return std::max<int64_t>(0, std::llround(static_cast<double>(delay) * factor));
 }
 
+int64_t paced_restart_delay_ms(int64_t base_ms, int attempt, double random01) {
+  const int64_t configured = restart_delay_ms(base_ms, attempt, random01);
+  if (attempt < 2) return configured;
+  return std::max(configured, restart_delay_ms(kMinRestartDelayMs, attempt - 1, random01));
+}
+
 }  // namespace forkwatch

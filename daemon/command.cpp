@@ -17,17 +17,28 @@ Result<std::unique_ptr<CommandQueue>> CommandQueue::create() {
   return std::unique_ptr<CommandQueue>(new CommandQueue(std::move(fd)));
 }
 
-std::future<CommandReply> CommandQueue::post(Command command) {
+bool CommandClaim::take(int64_t now_ns) {
+  int expected = kPending;
+  const int to = now_ns <= deadline_ns_ ? kTaken : kDropped;
+  return state_.compare_exchange_strong(expected, to) && to == kTaken;
+}
+
+bool CommandClaim::abandon() {
+  int expected = kPending;
+  return state_.compare_exchange_strong(expected, kDropped) || expected == kDropped;
+}
+
+CommandTicket CommandQueue::post(Command command, int64_t deadline_ns) {
   std::promise<CommandReply> promise;
-  auto future = promise.get_future();
+  CommandTicket ticket{promise.get_future(), std::make_shared<CommandClaim>(deadline_ns)};
   {
     std::lock_guard lock(mu_);
-    pending_.push_back(Pending{std::move(command), std::move(promise)});
+    pending_.push_back(Pending{std::move(command), std::move(promise), ticket.claim});
   }
   uint64_t one = 1;
   ssize_t n = ::write(event_.get(), &one, sizeof one);
   (void)n;  // EAGAIN means the counter is already non-zero: the loop will wake
-  return future;
+  return ticket;
 }
 
 std::deque<CommandQueue::Pending> CommandQueue::take() {

@@ -1,7 +1,9 @@
 // Parsing and validating programs: the --config file, and the worker requests
 // of POST /api/workers. Each error names the file, the program and the field,
 // e.g. `programs.json: programs[1] ("echo"): restart: must be one of no,
-// on-failure, always (got "sometimes")`. Pure: no I/O but load_config's read.
+// on-failure, always (got "sometimes")`. No I/O but load_config's read and,
+// in parse_config, identity.h's checks (the user and group databases, the
+// env_file, the daemon's own limits).
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

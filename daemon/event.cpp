@@ -14,6 +14,9 @@ std::string_view event_kind_name(EventKind kind) {
     case EventKind::kAdopt: return "adopt";
     case EventKind::kState: return "state";
     case EventKind::kSample: return "sample";
+    case EventKind::kProcess: return "process";
+    case EventKind::kPause: return "pause";
+    case EventKind::kResume: return "resume";
   }
   return "unknown";
 }

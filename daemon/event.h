@@ -10,13 +10,16 @@
 #include <string>
 #include <string_view>
 
+#include "exit_cause.h"
 #include "wait_status.h"
 
 namespace forkwatch {
 
-enum class EventKind { kSpawn, kExit, kStop, kContinue, kRestart, kAdopt, kState, kSample };
+enum class EventKind { kSpawn, kExit, kStop, kContinue, kRestart, kAdopt, kState, kSample, kProcess, kPause, kResume };
 
-// The SSE event name: "spawn", "exit", "stop", "continue", "restart", "adopt", "state", "sample".
+// The SSE event name: "spawn", "exit", "stop", "continue", "restart", "adopt", "state", "sample",
+// "process" (the kernel's fork, exec, exit or a gap; shown live, never stored as an event),
+// "pause" and "resume" (a worker's tree frozen or thawed, cgroup.freeze).
 std::string_view event_kind_name(EventKind kind);
 
 // One row of the wait_status table: one status that wait4 returned.
@@ -28,6 +31,7 @@ struct WaitRecord {
   bool adopted = false;              // not the daemon's own child
   WaitStatus status;
   Rusage rusage;  // zero for stop and continue
+  ExitCause cause = ExitCause::kExited;  // why (exit_cause.h); the `cause` column
 };
 
 struct Event {
@@ -39,7 +43,7 @@ struct Event {
   std::optional<WaitRecord> wait;  // set for exit, stop, continue, adopt: one wait_status row
   std::string state;               // kState: the worker's new state; kRestart: "backoff"
   std::string detail;              // words for people: a fatal reason, a restart delay
-  std::string data_json;           // kSample: the ready-made JSON payload
+  std::string data_json;           // kSample, kProcess: the ready-made JSON payload
 };
 
 // Receives events on the loop thread. Implementations must not block for long
@@ -48,6 +52,12 @@ class EventSink {
  public:
   virtual ~EventSink() = default;
   virtual void publish(const Event& event) = 0;
+  // After the events of one loop round: a sink that wakes readers wakes them
+  // here, once per round rather than once per event. Never a wait: the loop
+  // calls it every round. (Named apart from Store::flush(), which waits for
+  // SQLite: under that name the store overrode it, and a full disk stopped
+  // the loop.)
+  virtual void round_done() {}
 };
 
 int64_t realtime_ns();

@@ -33,6 +33,7 @@ void put_wait_record(std::string& out, const WaitRecord& r) {
   put_field(out, ",\"ru_majflt\":", r.rusage.majflt);
   put_field(out, ",\"ru_nvcsw\":", r.rusage.nvcsw);
   put_field(out, ",\"ru_nivcsw\":", r.rusage.nivcsw);
+  put_field(out, ",\"cause\":", exit_cause_name(r.cause));
   put_field(out, ",\"description\":", std::string_view(describe(s)));
   out += '}';
 }
@@ -47,7 +48,7 @@ std::string wait_record_json(const WaitRecord& r) {
 }
 
 std::string event_json(const Event& e) {
-  if (e.kind == EventKind::kSample && !e.data_json.empty()) return e.data_json;
+  if ((e.kind == EventKind::kSample || e.kind == EventKind::kProcess) && !e.data_json.empty()) return e.data_json;
   std::string out;
   out.reserve(e.wait ? 640 : 160);
   put_field(out, "{\"id\":", e.id);

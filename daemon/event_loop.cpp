@@ -18,9 +18,16 @@ Result<std::unique_ptr<EventLoop>> EventLoop::create() {
   return std::unique_ptr<EventLoop>(new EventLoop(std::move(ep)));
 }
 
-Status EventLoop::add(int fd, FdHandler handler) {
+Status EventLoop::add(int fd, FdHandler handler) { return watch(fd, std::move(handler), EPOLLIN); }
+
+Status EventLoop::add_writable(int fd, FdHandler handler) { return watch(fd, std::move(handler), EPOLLOUT); }
+
+Status EventLoop::watch(int fd, FdHandler handler, uint32_t events) {
+  if (handlers_.size() >= max_watched_)
+    return plain_error("epoll_ctl(ADD, " + std::to_string(fd) + "): the loop already watches " +
+                       std::to_string(handlers_.size()) + " fds, its limit (half of RLIMIT_NOFILE)");
   epoll_event ev{};
-  ev.events = EPOLLIN;
+  ev.events = events;
   ev.data.fd = fd;
   if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
     return sys_error("epoll_ctl(ADD, " + std::to_string(fd) + ")");
@@ -60,6 +67,24 @@ int EventLoop::timeout_ms() const {
   return ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
 }
 
+namespace {
+
+// No exception crosses the loop (STYLE.md, habit 10): a handler that throws
+// is logged and the loop carries on. Ending here would be std::terminate,
+// and every worker left running unsupervised under pid 1.
+template <typename F>
+void contained(const char* what, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    log::error(std::string("loop: a ") + what + " failed and was skipped: " + e.what());
+  } catch (...) {
+    log::error(std::string("loop: a ") + what + " failed and was skipped");
+  }
+}
+
+}  // namespace
+
 void EventLoop::run_due_timers() {
   const int64_t now = monotonic_ns();
   while (!timers_by_deadline_.empty() && timers_by_deadline_.begin()->first <= now) {
@@ -69,7 +94,7 @@ void EventLoop::run_due_timers() {
     if (it == timers_.end()) continue;
     auto fn = std::move(it->second.second);
     timers_.erase(it);
-    fn();
+    contained("timer", fn);
   }
 }
 
@@ -89,10 +114,10 @@ void EventLoop::run() {
       auto it = handlers_.find(events[i].data.fd);
       if (it == handlers_.end()) continue;
       FdHandler handler = it->second;  // a copy: the handler may remove itself
-      handler(events[i].events);
+      contained("handler", [&] { handler(events[i].events); });
     }
     run_due_timers();
-    if (after_dispatch_) after_dispatch_();
+    if (after_dispatch_) contained("round's end", after_dispatch_);
   }
 }
 

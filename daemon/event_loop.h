@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <map>
@@ -23,8 +24,15 @@ class EventLoop {
   static Result<std::unique_ptr<EventLoop>> create();
 
   // Watch `fd` for EPOLLIN (and hang-up). The handler may remove any fd, itself included.
+  // Fails (and watches nothing) once max_watched() fds are watched, or when epoll_ctl fails.
   Status add(int fd, FdHandler handler);
+  // Watch `fd` for EPOLLOUT instead (a non-blocking connect completing).
+  Status add_writable(int fd, FdHandler handler);
   void remove(int fd);
+  // A bound on watched fds, so that output pipes cannot take the fd table the
+  // API's sockets and the store need: main sets half of RLIMIT_NOFILE.
+  void set_max_watched(size_t n) { max_watched_ = n; }
+  size_t max_watched() const { return max_watched_; }
 
   // Run `fn` once at CLOCK_MONOTONIC `deadline_ns`. Cancelling a fired or unknown id is fine.
   TimerId add_timer(int64_t deadline_ns, std::function<void()> fn);
@@ -41,6 +49,7 @@ class EventLoop {
  private:
   explicit EventLoop(Fd epoll) : epoll_(std::move(epoll)) {}
   void run_due_timers();
+  Status watch(int fd, FdHandler handler, uint32_t events);
   int timeout_ms() const;
 
   Fd epoll_;
@@ -48,6 +57,7 @@ class EventLoop {
   std::multimap<int64_t, TimerId> timers_by_deadline_;
   std::unordered_map<TimerId, std::pair<int64_t, std::function<void()>>> timers_;
   TimerId next_timer_ = 1;
+  size_t max_watched_ = SIZE_MAX;
   bool running_ = false;
   uint64_t wakeups_ = 0;
   std::function<void()> after_dispatch_;

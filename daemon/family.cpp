@@ -14,8 +14,6 @@
 #include "proc_parse.h"
 
 namespace forkwatch {
-namespace {
-
 // Reads a small procfs file whole; empty on any error (the process is gone).
 std::string read_small(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -30,6 +28,8 @@ std::string read_small(const std::string& path) {
   }
   return out;
 }
+
+namespace {
 
 bool environ_names_worker(pid_t pid, int64_t worker_id, const std::string& root) {
   const std::string want = std::string(kWorkerIdEnv) + "=" + std::to_string(worker_id);

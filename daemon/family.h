@@ -41,6 +41,10 @@ struct FamilyMember {
 // the daemon.
 std::vector<FamilyMember> family_pidfds(const FamilyQuery& q, const std::string& proc_root = "/proc");
 
+// A small procfs or cgroupfs file, whole (at most 1 MiB); empty on any error
+// (the process or cgroup is gone).
+std::string read_small(const std::string& path);
+
 // Process start time (proc(5) field 22) of `pid`, or 0 if it is gone.
 uint64_t process_start_time(pid_t pid, const std::string& proc_root = "/proc");
 

@@ -8,7 +8,10 @@ const char* const kDaemonUsage =
     "usage: forkwatchd [--listen HOST:PORT] [--state-dir DIR] [--config FILE] [--port-file FILE]\n"
     "                  [--token-file FILE] [--no-auth] [--allow-commands] [--workers-dir DIR]\n"
     "                  [--web-dir DIR] [--sample-ms N] [--max-workers N] [--max-sse-clients N]\n"
-    "                  [--help] [--version]\n"
+    "                  [--history-max-age-days N] [--history-max-mib N] [--read-token-file FILE]\n"
+    "                  [--socket PATH | --no-socket] [--socket-group NAME] [--no-process-events]\n"
+    "                  [--no-realtime-loop] [--tls-cert FILE --tls-key FILE]\n"
+    "                  [--containment auto|cgroup|process-group] [--cgroup-root DIR] [--help] [--version]\n"
     "A process supervisor you can watch: see docs/ and http://HOST:PORT/ once running.\n";
 
 namespace {
@@ -40,6 +43,7 @@ Result<std::pair<std::string, int>> parse_listen(const std::string& text) {
 Result<DaemonFlags> parse_daemon_flags(const std::vector<std::string>& args,
                                        const std::map<std::string, std::string>& env) {
   DaemonFlags f;
+  bool no_socket = false;
   auto getenv = [&](const char* k) -> std::string {
     auto it = env.find(k);
     return it == env.end() ? "" : it->second;
@@ -69,12 +73,23 @@ Result<DaemonFlags> parse_daemon_flags(const std::vector<std::string>& args,
     } else if (a == "--no-auth") {
       if (auto st = flag_only(); !st) return st.error();
       f.no_auth = true;
+    } else if (a == "--no-realtime-loop") {
+      if (auto st = flag_only(); !st) return st.error();
+      f.realtime_loop = false;
+    } else if (a == "--no-process-events") {
+      if (auto st = flag_only(); !st) return st.error();
+      f.process_events = false;
+    } else if (a == "--no-socket") {
+      if (auto st = flag_only(); !st) return st.error();
+      no_socket = true;
     } else if (a == "--allow-commands") {
       if (auto st = flag_only(); !st) return st.error();
       f.allow_commands = true;
     } else if (a == "--listen" || a == "--state-dir" || a == "--config" || a == "--port-file" ||
                a == "--token-file" || a == "--workers-dir" || a == "--web-dir" || a == "--sample-ms" ||
-               a == "--max-workers" || a == "--max-sse-clients") {
+               a == "--max-workers" || a == "--max-sse-clients" || a == "--history-max-age-days" ||
+               a == "--history-max-mib" || a == "--read-token-file" || a == "--socket" || a == "--socket-group" ||
+               a == "--tls-cert" || a == "--tls-key" || a == "--containment" || a == "--cgroup-root") {
       auto v = take();
       if (!v) return v.error();
       if (v->empty()) return plain_error(a + ": needs a non-empty value");
@@ -87,9 +102,30 @@ Result<DaemonFlags> parse_daemon_flags(const std::vector<std::string>& args,
       else if (a == "--config") f.config = *v;
       else if (a == "--port-file") f.port_file = *v;
       else if (a == "--token-file") f.token_file = *v;
+      else if (a == "--read-token-file") f.read_token_file = *v;
+      else if (a == "--socket") {
+        f.socket = *v;
+        f.socket_given = true;
+      } else if (a == "--socket-group") f.socket_group = *v;
+      else if (a == "--tls-cert") f.tls_cert = *v;
+      else if (a == "--tls-key") f.tls_key = *v;
+      else if (a == "--containment") {
+        if (*v != "auto" && *v != "cgroup" && *v != "process-group")
+          return plain_error("--containment: expected auto, cgroup or process-group, got \"" + *v + "\"");
+        f.containment = *v;
+      } else if (a == "--cgroup-root") {
+        if (v->front() != '/') return plain_error("--cgroup-root: expected an absolute path, got \"" + *v + "\"");
+        f.cgroup_root = *v;
+      }
       else if (a == "--workers-dir") f.workers_dir = *v;
       else if (a == "--web-dir") f.web_dir = *v;
-      else {
+      else if (a == "--history-max-age-days" || a == "--history-max-mib") {
+        // 0 lifts that bound; a century or a TiB is the most that makes sense.
+        const bool days = a == "--history-max-age-days";
+        auto n = parse_int(a, *v, 0, days ? 36'500 : 1 << 20);
+        if (!n) return n.error();
+        (days ? f.history_max_age_days : f.history_max_mib) = *n;
+      } else {
         const bool sample = a == "--sample-ms";
         auto n = parse_int(a, *v, sample ? 10 : 1, sample ? 3'600'000 : 10'000);
         if (!n) return n.error();
@@ -110,6 +146,19 @@ Result<DaemonFlags> parse_daemon_flags(const std::vector<std::string>& args,
     else return plain_error("--state-dir: not given, and neither STATE_DIRECTORY, XDG_STATE_HOME nor HOME is set");
   }
   if (f.token_file.empty()) f.token_file = f.state_dir + "/token";
+  if (f.tls_cert.empty() != f.tls_key.empty())
+    return plain_error(f.tls_cert.empty() ? "--tls-key: needs --tls-cert (the certificate for that key)"
+                                          : "--tls-cert: needs --tls-key (the certificate's private key)");
+  if (no_socket && f.socket_given) return plain_error("--no-socket: cannot be given with --socket");
+  if (!f.read_token_file.empty() && f.read_token_file == f.token_file)
+    return plain_error("--read-token-file: must not be the admin --token-file (" + f.token_file + ")");
+  if (no_socket) {
+    f.socket.clear();
+  } else if (!f.socket_given) {
+    // systemd's RuntimeDirectory= (forkwatchd.service has it), else the state dir.
+    std::string rd = getenv("RUNTIME_DIRECTORY");
+    f.socket = (rd.empty() ? f.state_dir : rd.substr(0, rd.find(':'))) + "/forkwatch.sock";
+  }
   return f;
 }
 

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "untrusted_text.h"
+
 namespace forkwatch::log {
 namespace {
 
@@ -39,7 +41,9 @@ void write(Level level, std::string_view message) {
     line += '>';
   }
   line += "forkwatchd: ";
-  line += message;
+  // Messages carry names, paths and errors from outside: a newline there
+  // would forge a line of its own ("<0>..." an emergency under journald).
+  line += escape_control(message);
   line += '\n';
   // One write per line keeps lines from different threads whole.
   ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());

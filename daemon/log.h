@@ -1,6 +1,8 @@
 // Daemon logging: one plain line per message on stderr. Under systemd
 // (JOURNAL_STREAM set) each line starts with sd-daemon(3)'s "<N>" priority.
-// Safe from any thread (one write(2) per line); never from a forked child.
+// Control characters in a message are escaped (untrusted_text.h), so one call
+// is always one line. Safe from any thread (one write(2) per line); never
+// from a forked child.
 #pragma once
 
 #include <string_view>

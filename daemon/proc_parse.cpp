@@ -135,6 +135,11 @@ std::optional<ProcStatus> parse_proc_status(std::string_view text) {
       std::string_view real = next_token(rest);
       std::string_view effective = next_token(rest);
       ok = to_number(real, st.uid_real) && to_number(effective, st.uid_effective);
+    } else if (key == "Gid") {
+      std::string_view rest = value;
+      std::string_view real = next_token(rest);
+      std::string_view effective = next_token(rest);
+      ok = to_number(real, st.gid_real) && to_number(effective, st.gid_effective);
     } else if (key == "VmRSS") {
       std::string_view rest = value;
       uint64_t kb = 0;

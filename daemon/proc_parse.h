@@ -51,6 +51,8 @@ struct ProcStatus {
   int64_t threads = 0;
   uid_t uid_real = 0;
   uid_t uid_effective = 0;
+  gid_t gid_real = 0;
+  gid_t gid_effective = 0;      // what the kernel checks access with, as the API shows it
   std::optional<uint64_t> vm_rss_kb;
 };
 

@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
+#include "dir_entries.h"
 #include "proc_parse.h"
 #include "process_tree.h"
 
@@ -20,6 +22,9 @@ namespace {
 // Every cmdline is re-read once per this many scans (staggered by pid), to
 // catch processes that rewrite their argv (setproctitle) without an exec.
 constexpr uint64_t kCmdlineRefreshScans = 64;
+// The same for uid and gid: a process can change them within one clock tick
+// of CPU, which the tick test below would miss.
+constexpr uint64_t kIdentityRefreshScans = 64;
 // Longer command lines are cut here; the dashboard shows no more.
 constexpr size_t kCmdlineMax = 64 * 1024;
 // One stat line is well under 1 KiB (52 numbers and a comm of at most 64 bytes).
@@ -89,20 +94,10 @@ int read_whole(int dirfd, const char* path, std::string& out, size_t cap) {
 
 // Appends the numeric entries of an open directory. Returns 0 or -errno.
 int list_numeric(int dirfd, char* buf, size_t cap, std::vector<pid_t>& out) {
-  while (true) {
-    ssize_t n = ::getdents64(dirfd, buf, cap);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    if (n == 0) return 0;
-    for (ssize_t off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      if (d->d_name[0] < '1' || d->d_name[0] > '9') continue;
-      if (pid_t v = numeric_name(d->d_name); v > 0) out.push_back(v);
-    }
-  }
+  return for_each_dirent(dirfd, buf, cap, [&](const char* name) {
+    if (name[0] < '1' || name[0] > '9') return;
+    if (pid_t v = numeric_name(name); v > 0) out.push_back(v);
+  });
 }
 
 // The CPU time of a whole process in ns, from its process CPU clock; -1 if
@@ -248,6 +243,7 @@ bool ProcReader::read_threads(int root_fd, ProcessInfo& p, Tracked& tr, ScanStat
     tr.thread_stats.clear();
     tr.threads.clear();
     tr.cpu_ns = -1;
+    if (wchan_) fill_wchan(root_fd, p, tr);
     return true;
   }
   // Read the clock before the threads: whatever runs after this read shows
@@ -282,6 +278,7 @@ bool ProcReader::read_threads(int root_fd, ProcessInfo& p, Tracked& tr, ScanStat
                                  st->starttime, 0});
     }
     if (done) {
+      if (wchan_) read_wchans(root_fd, p.pid, fresh);
       threads_read_ += fresh.size();
       tr.threads = fresh;
       p.threads = std::move(fresh);
@@ -367,11 +364,62 @@ bool ProcReader::read_thread_list(int root_fd, ProcessInfo& p, Tracked& tr, Scan
     ++stats.vanished;
     return false;
   }
+  if (wchan_) read_wchans(root_fd, p.pid, fresh);
   threads_read_ += fresh.size();
   tr.thread_stats = std::move(fds);
   tr.threads = fresh;
   p.threads = std::move(fresh);
   return true;
+}
+
+void ProcReader::read_wchans(int root_fd, pid_t pid, std::vector<ThreadInfo>& threads) {
+  char path[64];
+  std::string text;
+  for (ThreadInfo& t : threads) {
+    t.wchan.clear();
+    if (t.state == 'R') continue;  // a running thread waits on nothing ("0")
+    std::snprintf(path, sizeof path, "%d/task/%d/wchan", static_cast<int>(pid), static_cast<int>(t.tid));
+    // "0" when it does not sleep, or when the kernel hides the symbol from us.
+    if (read_whole(root_fd, path, text, 128) == 0 && text != "0") t.wchan = text;
+  }
+}
+
+void ProcReader::fill_wchan(int root_fd, ProcessInfo& p, Tracked& tr) {
+  // Same state and not one more tick of CPU: it still waits where it waited.
+  // Told from stat alone, so an idle single-threaded process costs no extra
+  // syscall; one that ran under a tick and now waits elsewhere shows its old
+  // channel until it next runs a tick or changes state.
+  const int64_t ticks = static_cast<int64_t>(p.utime + p.stime);
+  if (!always_read_threads_ && ticks == tr.wchan_ticks && p.state == tr.wchan_state) {
+    p.threads[0].wchan = tr.wchan;
+    return;
+  }
+  read_wchans(root_fd, p.pid, p.threads);
+  tr.wchan = p.threads[0].wchan;
+  tr.wchan_ticks = ticks;
+  tr.wchan_state = p.state;
+}
+
+void ProcReader::fill_identity(int root_fd, ProcessInfo& p, Tracked& tr) {
+  // Changing uid or gid takes a syscall, so a process that has not run a
+  // tick, nor exec'd, since the last read still has the ids we read: an
+  // idle process costs nothing here, a busy one one read of PID/status.
+  const int64_t ticks = static_cast<int64_t>(p.utime + p.stime);
+  const bool refresh = (scan_count_ + static_cast<uint64_t>(p.pid) * 7) % kIdentityRefreshScans == 0;
+  if (tr.uid >= 0 && ticks == tr.ids_ticks && tr.ids_comm == p.comm && !refresh) {
+    p.uid = tr.uid;
+    p.gid = tr.gid;
+    return;
+  }
+  char path[32];
+  std::string text;
+  if (read_whole(root_fd, path_of(path, sizeof path, p.pid, "/status"), text, 8192) != 0) return;
+  auto st = parse_proc_status(text);
+  if (!st) return;
+  p.uid = tr.uid = st->uid_effective;
+  p.gid = tr.gid = st->gid_effective;
+  tr.ids_ticks = ticks;
+  tr.ids_comm = p.comm;
 }
 
 void ProcReader::fill_cmdline(int root_fd, ProcessInfo& p, Tracked& tr, ScanStats& stats) {
@@ -398,6 +446,7 @@ void ProcReader::fill_cmdline(int root_fd, ProcessInfo& p, Tracked& tr, ScanStat
 Result<ProcSample> ProcReader::scan(const ScanOptions& options) {
   ++scan_count_;
   threads_read_ = 0;
+  wchan_ = options.wchan;
   ProcSample sample;
   sample.monotonic_ns = monotonic_now_ns();
   ScanStats& stats = sample.stats;
@@ -460,6 +509,7 @@ Result<ProcSample> ProcReader::scan(const ScanOptions& options) {
     ProcessInfo& p = procs[i];
     if (options.threads && !read_threads(root.get(), p, *tracked[i], stats)) continue;
     if (options.cmdline) fill_cmdline(root.get(), p, *tracked[i], stats);
+    if (options.identity && !p.kernel_thread) fill_identity(root.get(), p, *tracked[i]);
     stats.threads += p.threads.size();
     if (out != i) procs[out] = std::move(p);
     ++out;

@@ -37,6 +37,7 @@ struct ThreadInfo {
   uint64_t stime = 0;
   uint64_t starttime = 0;    // clock ticks after boot; (tid, starttime) names the thread
   double cpu_percent = 0;    // of one core; set by CpuTracker, 0 until then
+  std::string wchan;         // the kernel function it sleeps in (task/TID/wchan); "" when running or unread
 };
 
 struct ProcessInfo {
@@ -54,6 +55,9 @@ struct ProcessInfo {
   int64_t num_threads = 0;   // from stat; threads.size() may differ by a race
   bool kernel_thread = false;
   double cpu_percent = 0;    // of one core (may exceed 100); set by CpuTracker
+  int64_t fd_count = -1;     // open descriptors; set by the sampler for supervised processes, else -1
+  int64_t uid = -1;          // effective uid and gid from PID/status ("Uid:", "Gid:"); -1 unread
+  int64_t gid = -1;
   std::vector<ThreadInfo> threads;  // sorted by tid; empty only when the scan skipped threads
 };
 
@@ -65,6 +69,12 @@ struct ScanOptions {
   std::vector<pid_t> only_pids;
   bool threads = true;
   bool cmdline = true;
+  // Each sleeping thread's wait channel; re-read only for threads that ran
+  // since the last scan (the same CPU-clock test as the threads themselves).
+  bool wchan = true;
+  // Each process's effective uid and gid (PID/status), re-read only when it
+  // ran or exec'd since the last read, and every 64 scans (staggered).
+  bool identity = true;
 };
 
 struct ScanStats {
@@ -118,6 +128,12 @@ class ProcReader {
     int64_t cpu_ns = -1;          // process CPU clock before threads were last read
     std::vector<ThreadInfo> threads;  // as last read, sorted by tid
     std::vector<Fd> thread_stats;     // task/TID/stat, parallel to threads (may be empty)
+    int64_t wchan_ticks = -1;         // single-threaded: utime + stime when its wchan was read
+    char wchan_state = '?';
+    std::string wchan;
+    int64_t ids_ticks = -1;           // utime + stime when uid and gid were read
+    std::string ids_comm;             // comm then: an exec (setpriv, su) changes it
+    int64_t uid = -1, gid = -1;
   };
 
   bool read_stat(int root_fd, pid_t pid, Tracked& tr, ProcessInfo& out, ScanStats& stats);
@@ -125,6 +141,10 @@ class ProcReader {
   bool read_threads(int root_fd, ProcessInfo& out, Tracked& tr, ScanStats& stats);
   bool read_thread_list(int root_fd, ProcessInfo& out, Tracked& tr, ScanStats& stats);
   void fill_cmdline(int root_fd, ProcessInfo& out, Tracked& tr, ScanStats& stats);
+  // Reads task/TID/wchan of each thread that is not running.
+  void read_wchans(int root_fd, pid_t pid, std::vector<ThreadInfo>& threads);
+  void fill_wchan(int root_fd, ProcessInfo& p, Tracked& tr);
+  void fill_identity(int root_fd, ProcessInfo& p, Tracked& tr);
   void note_error(ScanStats& stats, int err, pid_t pid, const char* file);
   void forget(Tracked& tr);  // closes its files
   bool cpu_clock_usable(int root_fd);
@@ -136,6 +156,7 @@ class ProcReader {
   uint64_t scan_count_ = 0;
   size_t threads_read_ = 0;
   bool always_read_threads_ = false;
+  bool wchan_ = true;  // the current scan's ScanOptions::wchan
   int cpu_clock_ = -1;  // -1 unknown; 1 when root is the procfs of our pid namespace
   std::unordered_map<pid_t, Tracked> tracked_;
   std::vector<char> dirbuf_;  // getdents64 buffer for the root listing

@@ -89,6 +89,13 @@ void put_node_fields(std::string& out, const ProcessInfo& p, const WorkerTags& w
   put_raw(out, ",\"cpu_percent\":");
   put_percent(out, p.cpu_percent);
   put_field(out, ",\"rss_bytes\":", p.rss_bytes);
+  if (p.uid < 0) put_raw(out, ",\"uid\":null,\"gid\":null");
+  else {
+    put_field(out, ",\"uid\":", p.uid);
+    put_field(out, ",\"gid\":", p.gid);
+  }
+  if (p.fd_count < 0) put_raw(out, ",\"fds\":null");
+  else put_field(out, ",\"fds\":", p.fd_count);
   auto w = workers.empty() ? workers.end() : workers.find(p.pid);
   if (w == workers.end()) {
     put_raw(out, ",\"worker_id\":null,\"worker_name\":null");
@@ -105,6 +112,8 @@ void put_node_fields(std::string& out, const ProcessInfo& p, const WorkerTags& w
     put_state_field(out, ",\"state\":", t.state);
     put_raw(out, ",\"cpu_percent\":");
     put_percent(out, t.cpu_percent);
+    if (t.wchan.empty()) put_raw(out, ",\"wchan\":null");
+    else put_field(out, ",\"wchan\":", std::string_view(t.wchan));
     out += '}';
   }
   out += ']';

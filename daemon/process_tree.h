@@ -78,7 +78,7 @@ class ProcessTree {
 
 // A JSON array of the scope's root nodes, nested through "children". Each node:
 // {"pid","ppid","pgid","comm","cmdline" (args joined by spaces),"state" ("R"),
-//  "cpu_percent","rss_bytes","worker_id" (number|null),"worker_name" (string|null),
+//  "cpu_percent","rss_bytes","uid","gid" (effective; null unread),"worker_id" (number|null),"worker_name" (string|null),
 //  "threads":[{"tid","name","state","cpu_percent"}],"children":[...]}.
 // Invalid UTF-8 in names becomes U+FFFD, so the output is always valid JSON.
 std::string tree_json(const ProcessTree& tree, TreeScope scope, pid_t supervised_root,

@@ -24,7 +24,8 @@ Rusage to_rusage(const rusage& ru) {
 }  // namespace
 
 size_t reap_all(const std::function<bool(pid_t)>& is_own_child,
-                const std::function<void(const Reaped&)>& on_status) {
+                const std::function<void(const Reaped&)>& on_status,
+                const std::function<int64_t(pid_t)>& owner_of) {
   constexpr int kWhich = WEXITED | WSTOPPED | WCONTINUED | WNOHANG;
   // Drain first, act after: acting (recording, restarting, forking) between
   // two waits would make the last of a burst of exits wait for every
@@ -42,7 +43,10 @@ size_t reap_all(const std::function<bool(pid_t)>& is_own_child,
     const pid_t pid = info.si_pid;
     Reaped r;
     r.pid = pid;
-    if (!is_own_child(pid)) r.pgid = getpgid(pid);
+    if (!is_own_child(pid)) {
+      r.pgid = getpgid(pid);
+      if (owner_of) r.owner = owner_of(pid);
+    }
 
     struct rusage ru{};
     int status = 0;

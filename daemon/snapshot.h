@@ -28,6 +28,10 @@ struct WorkerView {
   std::string program;
   std::string state;                 // worker_state_name()
   pid_t pid = -1;                    // -1 when no process runs
+  // The main process's effective ids: from the latest /proc sample when it
+  // holds the process (a worker that changed them itself shows what it is),
+  // else what it was started as; -1 when no process runs.
+  int64_t uid = -1, gid = -1;
   int restarts = 0;                  // every restart, automatic or requested
   int64_t started_at_ns = 0;         // CLOCK_REALTIME of the last exec; 0 if never
   std::optional<WaitRecord> last_exit;
@@ -35,7 +39,19 @@ struct WorkerView {
   ProgramSpec spec;                      // with the request's args appended
   std::string fatal_reason;              // why it is `fatal`, in words
   bool persistent = false;               // started through the API: kept across daemon restarts
+  std::string cgroup;                    // its cgroup v2 path; empty under process-group containment
+  std::string cgroup_dir;                // the same under the mount, for reading its figures
+  bool paused = false;                   // its tree is frozen (cgroup.freeze)
+  int64_t processes_left = 0;
+  std::vector<std::string> limits_not_enforced;  // cgroup limits asked for but not in force, with why            // processes still in its cgroup while no main process runs
   std::shared_ptr<OutputLog> output;     // thread-safe itself
+  bool ready = false;                    // passed its ready check (or runs, without one)
+  int64_t ready_at_ns = 0;               // CLOCK_REALTIME; 0 until ready
+  std::string status_text;               // the last STATUS= of a notify worker
+  std::optional<bool> healthy;           // none: no health check, or none decided yet
+  std::string waiting_for;               // state waiting: why; else empty
+  int64_t probe_at_ns = 0;               // the last ready/health probe's result: when (CLOCK_REALTIME)
+  std::string probe_detail;              // and what it was; empty before any
 };
 
 // A /proc sample as the API serves it: rendered once on the loop, shared by all readers.
@@ -68,7 +84,11 @@ struct SupervisorCounters {
   std::atomic<uint64_t> spawns{0}, spawn_failures{0}, restarts{0};
   std::atomic<uint64_t> exited{0}, signaled{0}, core_dumped{0}, stopped{0}, continued{0};
   std::atomic<uint64_t> adopted{0}, reaped{0};
-  std::atomic<uint64_t> sigchld_wakeups{0};  // signalfd reads that found SIGCHLD
+  std::atomic<uint64_t> sigchld_wakeups{0};
+  // sd_notify datagrams read, and those refused: from outside the worker's
+  // tree, or oversized (notify_socket.h).
+  std::atomic<uint64_t> notify_datagrams{0}, notify_dropped{0}, notify_oversized{0};  // signalfd reads that found SIGCHLD
+  std::atomic<uint64_t> notify_mainpid_refused{0};  // MAINPID= naming a process outside the worker's tree
   std::atomic<uint64_t> loop_wakeups{0};
   std::atomic<uint64_t> samples{0}, sample_cpu_ns{0};
   // CLOCK_MONOTONIC of the last time somebody looked at the tree (API threads

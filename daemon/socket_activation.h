@@ -63,4 +63,9 @@ Result<std::vector<ListenFd>> take_listen_fds();
 // can accept() on), the check sd_is_socket(3) makes.
 bool is_listening_stream_socket(int fd);
 
+// The address a socket is bound to, as getsockname(2) says: "0.0.0.0",
+// "127.0.0.1", "::1", or "unix" for an AF_UNIX socket. What --no-auth must
+// judge when the socket came from systemd rather than from --listen.
+Result<std::string> bound_host(int fd);
+
 }  // namespace forkwatch

@@ -12,13 +12,19 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <span>
 #include <linux/close_range.h>
+#include <linux/sched.h>
 
 namespace forkwatch {
 namespace {
 
 // Stages the child reports with its errno, so the parent can say which call failed.
-enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kStageSetpgid = 4, kStageFds = 5 };
+// kStageIdentity carries apply_identity()'s step above its low byte.
+enum ChildStage : int32_t {
+  kStageDup = 1, kStageChdir = 2, kStageExec = 3, kStageSetpgid = 4, kStageFds = 5, kStageIdentity = 6,
+  kStagePassFd = 7
+};
 
 [[noreturn]] void child_fail(int fd, int32_t stage) {
   int32_t msg[2] = {stage, errno};
@@ -27,15 +33,15 @@ enum ChildStage : int32_t { kStageDup = 1, kStageChdir = 2, kStageExec = 3, kSta
   _exit(127);  // the shell's "command not found" status
 }
 
-// Four low fd numbers the daemon keeps open for its whole life (on /dev/null
-// when idle): the child's stdin, stdout, stderr and exec-status pipe are
-// placed there for the duration of one clone. The child shares the daemon's
+// Five low fd numbers the daemon keeps open for its whole life (on /dev/null
+// when idle): the child's stdin, stdout, stderr, exec-status pipe and passed
+// fd (SpawnRequest::pass_fd) are placed there for the duration of one clone. The child shares the daemon's
 // fd table (CLONE_FILES) and unshares it with close_range(CLOSE_RANGE_UNSHARE)
 // from just above the slots, so the kernel copies only the few fds below
 // them. Without this every spawn copied the whole table and exec closed
 // every copy: with 10,000 workers (30,000 fds) that was most of a spawn.
 struct Slots {
-  int in = -1, out = -1, err = -1, status = -1;
+  int in = -1, out = -1, err = -1, status = -1, pass = -1;
   int filler = -1;     // /dev/null, put back into a slot after each spawn
   unsigned end = 0;    // one past the highest slot
 };
@@ -43,12 +49,12 @@ struct Slots {
 const Slots* slots() {
   static const Slots* prepared = [] () -> const Slots* {
     static Slots s;
-    int* fds[] = {&s.in, &s.out, &s.err, &s.status, &s.filler};
+    int* fds[] = {&s.in, &s.out, &s.err, &s.status, &s.pass, &s.filler};
     for (int* fd : fds) {
       *fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
       if (*fd < 0) return nullptr;
     }
-    s.end = static_cast<unsigned>(std::max({s.in, s.out, s.err, s.status})) + 1;
+    s.end = static_cast<unsigned>(std::max({s.in, s.out, s.err, s.status, s.pass})) + 1;
     return &s;
   }();
   return prepared;
@@ -96,10 +102,11 @@ struct ChildArgs {
 __attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
   const ChildArgs& a = *static_cast<const ChildArgs*>(arg);
   const Slots& fd = *a.slots;
+  int status = fd.status;  // moves if the passed fd's number is the status slot's
   // A table of our own, copied only up to the slots; from here on nothing we
   // do to fds touches the daemon's.
-  if (syscall(SYS_close_range, fd.end, ~0u, CLOSE_RANGE_UNSHARE) != 0) child_fail(fd.status, kStageFds);
-  if (setpgid(0, 0) != 0) child_fail(fd.status, kStageSetpgid);
+  if (syscall(SYS_close_range, fd.end, ~0u, CLOSE_RANGE_UNSHARE) != 0) child_fail(status, kStageFds);
+  if (setpgid(0, 0) != 0) child_fail(status, kStageSetpgid);
   // Default dispositions for every signal the daemon ignores or catches,
   // then an empty mask: a child must not inherit the daemon's blocked SIGCHLD
   // or ignored SIGPIPE. Without CLONE_SIGHAND the child has its own copy of
@@ -111,18 +118,32 @@ __attribute__((no_sanitize("address", "undefined"))) int child_exec(void* arg) {
   sigemptyset(&empty);
   sigprocmask(SIG_SETMASK, &empty, nullptr);
 
-  if (dup2(fd.in, 0) < 0 || dup2(fd.out, 1) < 0 || dup2(fd.err, 2) < 0) child_fail(fd.status, kStageDup);
+  if (dup2(fd.in, 0) < 0 || dup2(fd.out, 1) < 0 || dup2(fd.err, 2) < 0) child_fail(status, kStageDup);
   // Everything above 2 closes at exec, the status pipe included; nothing leaks.
   syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC);
+  if (const int as = a.req->pass_fd_as; as >= 0 && a.req->pass_fd >= 0) {
+    // The one exception, placed over whatever slot has its number (each is
+    // close-on-exec and done with by now, but the status pipe, which moves).
+    if (as == status) {
+      const int moved = fcntl(status, F_DUPFD_CLOEXEC, 3);
+      if (moved < 0) child_fail(status, kStagePassFd);
+      status = moved;
+    }
+    // dup2 onto itself keeps the close-on-exec flag: clear it either way.
+    if (dup2(fd.pass, as) < 0 || fcntl(as, F_SETFD, 0) != 0) child_fail(status, kStagePassFd);
+  }
   if (a.req->nofile_soft >= 0) {
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = static_cast<rlim_t>(a.req->nofile_soft);
     setrlimit(RLIMIT_NOFILE, &rl);
   }
-  if (!a.req->cwd.empty() && chdir(a.req->cwd.c_str()) != 0) child_fail(fd.status, kStageChdir);
+  // Identity before chdir, so the directory is entered with the worker's
+  // own permissions.
+  if (int32_t step = apply_identity(a.req->identity)) child_fail(status, kStageIdentity | (step << 8));
+  if (!a.req->cwd.empty() && chdir(a.req->cwd.c_str()) != 0) child_fail(status, kStageChdir);
   execve(a.req->path.c_str(), a.argv, a.envp);
-  child_fail(fd.status, kStageExec);
+  child_fail(status, kStageExec);
 }
 
 // The child's stack: one mapping for the daemon's life. CLONE_VFORK keeps the
@@ -136,6 +157,46 @@ void* child_stack_top() {
     return base == MAP_FAILED ? nullptr : static_cast<char*>(base) + kChildStackSize;
   }();
   return top;
+}
+
+// clone3 with CLONE_VM | CLONE_VFORK on the child stack, running fn(arg) in
+// the child, as glibc's clone() does for clone: the syscall wrapper cannot,
+// since the child would return from it on an empty stack. The child never
+// returns from fn (it execs or _exits); exit(2) is there in case.
+// Returns the pid, or -errno.
+long clone3_run(clone_args* ca, int (*fn)(void*), void* arg) {
+#if defined(__x86_64__)
+  register long rax asm("rax") = SYS_clone3;
+  register clone_args* rdi asm("rdi") = ca;
+  register size_t rsi asm("rsi") = sizeof *ca;
+  register int (*r12)(void*) asm("r12") = fn;
+  register void* r13 asm("r13") = arg;
+  asm volatile(
+      "syscall\n\t"
+      "test %%rax, %%rax\n\t"
+      "jnz 1f\n\t"
+      // The child, on its own stack (16-byte aligned top; call pushes 8).
+      "xor %%ebp, %%ebp\n\t"
+      "mov %%r13, %%rdi\n\t"
+      "call *%%r12\n\t"
+      "mov %%eax, %%edi\n\t"
+      "mov $60, %%eax\n\t"  // SYS_exit
+      "syscall\n\t"
+      "hlt\n"
+      "1:\n\t"
+      : "+r"(rax)
+      : "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+      : "rcx", "r11", "memory");
+  return rax;
+#else
+  // Elsewhere: clone3 as a fork (no shared memory), which the wrapper can do.
+  ca->flags &= ~static_cast<uint64_t>(CLONE_VM | CLONE_VFORK);
+  ca->stack = 0;
+  ca->stack_size = 0;
+  long r = syscall(SYS_clone3, ca, sizeof *ca);
+  if (r == 0) _exit(fn(arg));
+  return r < 0 ? -errno : r;
+#endif
 }
 
 std::vector<char*> c_strings(const std::vector<std::string>& v) {
@@ -169,11 +230,13 @@ std::string exec_error(int fd, const SpawnRequest& req) {
   if (n <= 0) return {};  // EOF or EAGAIN (close-on-exec not yet applied): exec'd
   if (n != sizeof msg) return "exec status pipe: short read";
   std::string call;
-  switch (msg[0]) {
+  switch (msg[0] & 0xff) {
     case kStageChdir: call = "chdir(" + req.cwd + ")"; break;
     case kStageDup: call = "dup2(stdio)"; break;
     case kStageSetpgid: call = "setpgid"; break;
     case kStageFds: call = "close_range(CLOSE_RANGE_UNSHARE)"; break;
+    case kStageIdentity: call = identity_step_name(msg[0] >> 8, req.identity); break;
+    case kStagePassFd: call = "dup2(fd " + std::to_string(req.pass_fd_as) + ")"; break;
     default: call = "execve(" + req.path + ")"; break;
   }
   return call + ": " + std::strerror(msg[1]);
@@ -208,24 +271,47 @@ Result<SpawnedChild> spawn(const SpawnRequest& req) {
 
   // Into the slots for this one clone (dup3 replaces the filler atomically),
   // and back to the filler after it, which closes the slot's copies.
-  const std::pair<int, int> placed[] = {
+  const std::pair<int, int> all[] = {
       {req.capture_output ? out.second.get() : fd->in, fd->out},
       {req.capture_output ? err.second.get() : fd->in, fd->err},
-      {status->second.get(), fd->status}};
+      {status->second.get(), fd->status},
+      {req.pass_fd, fd->pass}};
+  const std::span<const std::pair<int, int>> placed(all, req.pass_fd >= 0 && req.pass_fd_as >= 0 ? 4 : 3);
+  auto refill = [&] {
+    for (auto [from, slot] : placed) dup3(fd->filler, slot, O_CLOEXEC);
+  };
   for (auto [from, slot] : placed)
-    if (dup3(from, slot, O_CLOEXEC) < 0) return sys_error("dup3(spawn slot)");
+    if (dup3(from, slot, O_CLOEXEC) < 0) {
+      auto err = sys_error("dup3(spawn slot)");
+      refill();  // a slot left holding a pipe's write end would keep that pipe open
+      return err;
+    }
   ChildArgs args{&req, argv.data(), envp.data(), fd, &non_default_signals()};
   // clone(CLONE_VM | CLONE_VFORK), as posix_spawn does: no copy of the
   // daemon's page tables, so no copy-on-write faults (and TLB shootdowns
   // across the HTTP threads) after the fork. We resume once the child has
   // exec'd or exited, so its process group already exists before anyone
   // can signal it.
-  pid_t pid = clone(child_exec, stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &args);
-  const int clone_errno = errno;
-  for (auto [from, slot] : placed) dup3(fd->filler, slot, O_CLOEXEC);
+  pid_t pid;
+  int clone_errno;
+  if (req.cgroup_fd >= 0) {
+    clone_args ca{};
+    ca.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.stack = reinterpret_cast<uint64_t>(static_cast<char*>(stack) - kChildStackSize);
+    ca.stack_size = kChildStackSize;
+    ca.cgroup = static_cast<uint64_t>(req.cgroup_fd);
+    const long r = clone3_run(&ca, child_exec, &args);
+    pid = r < 0 ? -1 : static_cast<pid_t>(r);
+    clone_errno = r < 0 ? static_cast<int>(-r) : 0;
+  } else {
+    pid = clone(child_exec, stack, CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &args);
+    clone_errno = errno;
+  }
+  refill();
   if (pid < 0) {
     errno = clone_errno;
-    return sys_error("clone");
+    return sys_error(req.cgroup_fd >= 0 ? "clone3(CLONE_INTO_CGROUP)" : "clone");
   }
 
   SpawnedChild child;

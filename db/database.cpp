@@ -175,6 +175,11 @@ Result<Database> Database::open(const std::string& path, const OpenOptions& opti
 
   if (options.mode == OpenMode::kWrite) {
     // The first statement reads the file header: a file that is not SQLite fails here.
+    // Before any table exists, so that a new file can hand pages back to the
+    // file system when retention deletes rows; on an existing file that was
+    // made without it, this is a no-op (only a VACUUM changes it).
+    Status vacuum = db.exec("PRAGMA auto_vacuum=INCREMENTAL");
+    if (!vacuum) return vacuum.error();
     Result<std::string> mode = db.query_text("PRAGMA journal_mode=WAL");
     if (!mode) return mode.error();
     if (*mode != "wal" && path != ":memory:")
@@ -255,6 +260,8 @@ Result<std::string> Database::query_text(std::string_view sql) {
 }
 
 int64_t Database::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+
+int64_t Database::changes() const { return sqlite3_changes(db_); }
 
 bool Database::in_transaction() const { return db_ && sqlite3_get_autocommit(db_) == 0; }
 

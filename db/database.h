@@ -97,6 +97,8 @@ class Database {
   Result<std::string> query_text(std::string_view sql);
 
   int64_t last_insert_rowid() const;
+  // Rows changed by the last INSERT, UPDATE or DELETE that finished.
+  int64_t changes() const;
   bool in_transaction() const;
   const std::string& path() const { return path_; }
   bool valid() const { return db_ != nullptr; }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 
+#include "collect_rows.h"
 #include "database.h"
+#include "event_json.h"
 #include "schema.h"
 #include "wait_row.h"
 
@@ -64,30 +66,52 @@ std::string wait_query_sql(int filters) {
   return sql;
 }
 
+// kWaitColumns of wait_status aliased as w, for a join.
+std::string qualified_wait_columns() {
+  std::string out = "w.";
+  for (char c : kWaitColumns) {
+    out += c;
+    if (c == ' ') out += "w.";
+  }
+  return out;
+}
+
+// Columns 0..7 of the events query, then the wait row's from column 8.
+constexpr int kEventWaitColumn = 8;
+
+std::optional<EventKind> parse_event_kind(std::string_view name) {
+  for (EventKind k : {EventKind::kSpawn, EventKind::kExit, EventKind::kStop, EventKind::kContinue,
+                      EventKind::kRestart, EventKind::kAdopt, EventKind::kState, EventKind::kSample,
+                      EventKind::kPause, EventKind::kResume})
+    if (event_kind_name(k) == name) return k;
+  return std::nullopt;
+}
+
+// Rows before schema v3 carry their JSON; newer ones are rebuilt from the
+// columns and their wait_status row, which give the same JSON.
+EventRow read_event_row(const Statement& row) {
+  EventRow out{static_cast<uint64_t>(row.int64(0)), row.text(1), row.text(2)};
+  std::optional<EventKind> kind = parse_event_kind(out.kind);
+  if (!out.data.empty() || !kind) return out;
+  Event e;
+  e.id = out.id;
+  e.kind = *kind;
+  e.ts_ns = row.int64(3);
+  e.worker_id = row.optional_int64(4);
+  e.pid = static_cast<pid_t>(row.int64(5));
+  e.state = row.text(6);
+  e.detail = row.text(7);
+  if (!row.is_null(kEventWaitColumn)) e.wait = read_wait_record(row, kEventWaitColumn);
+  out.data = event_json(e);
+  return out;
+}
+
 Status ensure_prepared(Database& db, Statement& st, std::string_view sql) {
   if (st.valid()) return Ok{};
   Result<Statement> prepared = db.prepare(sql);
   if (!prepared) return prepared.error();
   st = std::move(*prepared);
   return Ok{};
-}
-
-// Steps to the end, then resets so the connection holds no read snapshot
-// while idle (which would keep the writer from checkpointing the WAL).
-template <typename Row, typename ReadRow>
-Result<std::vector<Row>> collect(Statement& st, ReadRow read_row) {
-  std::vector<Row> rows;
-  for (;;) {
-    Result<StepResult> r = st.step();
-    if (!r) {
-      st.reset();
-      return r.error();
-    }
-    if (*r == StepResult::kDone) break;
-    rows.push_back(read_row(st));
-  }
-  st.reset();
-  return rows;
 }
 
 }  // namespace
@@ -169,7 +193,7 @@ Result<std::vector<WaitRecord>> History::wait_status(const HistoryFilter& filter
   if (filter.pid) st.bind(2, int64_t{*filter.pid});
   if (filter.before_id) st.bind(3, *filter.before_id);
   st.bind(4, int64_t{filter.limit});
-  return collect<WaitRecord>(st, read_wait_record);
+  return collect<WaitRecord>(st, [](const Statement& row) { return read_wait_record(row); });
 }
 
 Result<std::vector<EventRow>> History::events_after(uint64_t after_id, size_t limit) {
@@ -179,12 +203,13 @@ Result<std::vector<EventRow>> History::events_after(uint64_t after_id, size_t li
   if (!lease) return lease.error();
   Reader& reader = **lease;
   Status s = ensure_prepared(reader.db, reader.events_after,
-                             "SELECT id, kind, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2");
+                             "SELECT e.id, e.kind, e.data, e.ts_ns, e.worker_id, e.pid, e.state, e.detail, " +
+                                 qualified_wait_columns() +
+                                 " FROM events e LEFT JOIN wait_status w ON w.id = e.wait_id"
+                                 " WHERE e.id > ?1 ORDER BY e.id LIMIT ?2");
   if (!s) return s.error();
   reader.events_after.bind(1, static_cast<int64_t>(after_id)).bind(2, static_cast<int64_t>(limit));
-  return collect<EventRow>(reader.events_after, [](const Statement& row) {
-    return EventRow{static_cast<uint64_t>(row.int64(0)), row.text(1), row.text(2)};
-  });
+  return collect<EventRow>(reader.events_after, read_event_row);
 }
 
 Result<std::vector<WaitRecord>> History::recent_exits(int64_t worker_id, size_t n) {
@@ -200,7 +225,35 @@ Result<std::vector<WaitRecord>> History::recent_exits(int64_t worker_id, size_t 
   Status s = ensure_prepared(reader.db, reader.recent_exits, sql);
   if (!s) return s.error();
   reader.recent_exits.bind(1, worker_id).bind(2, static_cast<int64_t>(n));
-  return collect<WaitRecord>(reader.recent_exits, read_wait_record);
+  return collect<WaitRecord>(reader.recent_exits, [](const Statement& row) { return read_wait_record(row); });
+}
+
+// Each borrows a connection for one query of lifetime_query.h.
+template <typename Fn>
+auto History::with_reader(Fn fn) -> decltype(fn(std::declval<Database&>())) {
+  Result<Lease> lease = acquire();
+  if (!lease) return lease.error();
+  return fn((*lease)->db);
+}
+
+Result<std::vector<LifetimeRecord>> History::lifetimes(const LifetimeFilter& filter) {
+  return with_reader([&](Database& db) { return query_lifetimes(db, filter); });
+}
+
+Result<std::vector<LifetimeRecord>> History::alive_at(int64_t t_ns) {
+  return with_reader([&](Database& db) { return query_alive_at(db, t_ns); });
+}
+
+Result<std::vector<ProcessGap>> History::gaps(int64_t since_ns, int64_t until_ns, int limit) {
+  return with_reader([&](Database& db) { return query_gaps(db, since_ns, until_ns, limit); });
+}
+
+Result<std::optional<std::vector<ThreadLifetime>>> History::threads(const ThreadFilter& filter) {
+  return with_reader([&](Database& db) { return query_threads(db, filter); });
+}
+
+Result<std::optional<int64_t>> History::oldest_lifetime_ns() {
+  return with_reader([&](Database& db) { return query_oldest_lifetime(db); });
 }
 
 }  // namespace forkwatch::db

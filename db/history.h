@@ -16,9 +16,12 @@
 #include <vector>
 
 #include "event.h"
+#include "lifetime_query.h"
 #include "sys_error.h"
 
 namespace forkwatch::db {
+
+class Database;
 
 struct HistoryFilter {
   std::optional<int64_t> worker_id;
@@ -51,6 +54,13 @@ class History {
   Result<std::vector<EventRow>> events_after(uint64_t after_id, size_t limit);
   // A worker's last n exits (exited or killed; not stops), newest first.
   Result<std::vector<WaitRecord>> recent_exits(int64_t worker_id, size_t n);
+  // Process lifetimes (lifetime_query.h): a page, what was alive at an
+  // instant, gap markers, and where the record starts.
+  Result<std::vector<LifetimeRecord>> lifetimes(const LifetimeFilter& filter);
+  Result<std::vector<LifetimeRecord>> alive_at(int64_t t_ns);
+  Result<std::vector<ProcessGap>> gaps(int64_t since_ns, int64_t until_ns, int limit);
+  Result<std::optional<int64_t>> oldest_lifetime_ns();
+  Result<std::optional<std::vector<ThreadLifetime>>> threads(const ThreadFilter& filter);
 
  private:
   struct Reader;  // one connection and its prepared statements
@@ -59,6 +69,8 @@ class History {
   History(std::string path, size_t max_connections);
   Result<std::unique_ptr<Reader>> open_reader();
   Result<Lease> acquire();
+  template <typename Fn>
+  auto with_reader(Fn fn) -> decltype(fn(std::declval<Database&>()));
   void release(std::unique_ptr<Reader> reader);
 
   const std::string path_;

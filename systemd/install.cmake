@@ -6,7 +6,7 @@
 #   <prefix>/libexec/forkwatch/            the worker programs
 #   <prefix>/share/forkwatch/web/          the dashboard
 #   <prefix>/share/doc/forkwatch/          operations.md
-#   <prefix>/lib/systemd/system/           forkwatchd.service, forkwatchd.socket
+#   <prefix>/lib/systemd/system/           forkwatchd.service, forkwatchd.socket, forkwatchd-unix.socket
 #   <prefix>/etc/forkwatch/programs.json   example config (/etc/... when the prefix is /usr)
 include(GNUInstallDirs)
 
@@ -49,7 +49,8 @@ set(forkwatch_install_code [=[
   set(FORKWATCH_UNITS_OUT "@CMAKE_BINARY_DIR@/systemd/units-${forkwatch_key}")
   include("@CMAKE_SOURCE_DIR@/systemd/render_units.cmake")
   file(INSTALL DESTINATION "${CMAKE_INSTALL_PREFIX}/lib/systemd/system" TYPE FILE
-    FILES "${FORKWATCH_UNITS_OUT}/forkwatchd.service" "${FORKWATCH_UNITS_OUT}/forkwatchd.socket")
+    FILES "${FORKWATCH_UNITS_OUT}/forkwatchd.service" "${FORKWATCH_UNITS_OUT}/forkwatchd.socket"
+          "${FORKWATCH_UNITS_OUT}/forkwatchd-unix.socket")
 
   set(forkwatch_example "@CMAKE_SOURCE_DIR@/systemd/programs.json")
   set(forkwatch_config "$ENV{DESTDIR}${forkwatch_etc}/programs.json")
@@ -89,7 +90,7 @@ set(CPACK_DEBIAN_PACKAGE_SECTION admin)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)  # forkwatch_0.1.0_amd64.deb
 # Library dependencies come from dpkg-shlibdeps (libc6, libstdc++6,
-# libcpp-httplib0.11, libsqlite3-0, ...); procps provides the /bin/kill of
+# libsqlite3-0, libssl3 for forkwatch-tls.so, ...); procps provides the /bin/kill of
 # ExecReload=.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "procps")

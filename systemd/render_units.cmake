@@ -10,6 +10,6 @@ foreach(var FORKWATCH_BINDIR FORKWATCH_DOCDIR FORKWATCH_CONFIG FORKWATCH_UNITS_O
     message(FATAL_ERROR "render_units.cmake: ${var} is not set")
   endif()
 endforeach()
-foreach(unit forkwatchd.service forkwatchd.socket)
+foreach(unit forkwatchd.service forkwatchd.socket forkwatchd-unix.socket)
   configure_file(${CMAKE_CURRENT_LIST_DIR}/${unit}.in ${FORKWATCH_UNITS_OUT}/${unit} @ONLY)
 endforeach()

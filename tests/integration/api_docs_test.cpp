@@ -8,7 +8,9 @@
 
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -79,33 +81,15 @@ struct ShellRun {
   std::string out;
 };
 
-// Runs `command` with /bin/sh, `env` added to ours; stdout captured.
-ShellRun sh(const std::string& command, const std::map<std::string, std::string>& env) {
-  int p[2];
-  REQUIRE(pipe(p) == 0);
-  pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    dup2(p[1], 1);
-    close(p[0]);
-    close(p[1]);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(p[1]);
-  ShellRun r;
-  char buf[8192];
-  for (ssize_t k; (k = read(p[0], buf, sizeof buf)) > 0;) r.out.append(buf, static_cast<size_t>(k));
-  close(p[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+// Runs `command` with `shell` (-c), `env` added to ours; stdout captured.
+ShellRun sh(const std::string& command, const std::map<std::string, std::string>& env,
+            const char* shell = "/bin/sh") {
+  ProgramRun run = run_program({shell, "-c", command}, env, /*with_stderr=*/false, 120s);
+  return ShellRun{run.code, run.output};
 }
 
-std::string read_doc() {
-  std::ifstream in(std::string(FORKWATCH_SOURCE_DIR) + "/docs/API.md");
+std::string read_doc(const std::string& name = "docs/API.md") {
+  std::ifstream in(std::string(FORKWATCH_SOURCE_DIR) + "/" + name);
   REQUIRE(in);
   std::stringstream ss;
   ss << in.rdbuf();
@@ -140,6 +124,7 @@ TEST_CASE("docs/API.md has a curl example for every endpoint of the contract", "
       {"GET", R"(/api/processes/\$PID\b)"},
       {"GET", R"(/api/workers/\d+/samples\b)"},
       {"GET", R"(/api/history\?)"},
+      {"GET", R"(/api/lifetimes/\d+/threads\b)"},
       {"GET", R"(/api/events\b)"},
       {"GET", R"(/metrics\b)"},
       {"GET", R"(/\?token=)"}};
@@ -182,6 +167,9 @@ TEST_CASE("every curl example of docs/API.md succeeds against a live daemon", "[
       wait_until([&] { return d.get("/api/workers/1/samples").json()["samples"].size() > 0; });
     if (e.command.find("/api/processes/") != std::string::npos)
       wait_until([&] { return d.get("/api/processes/" + env["PID"]).status == 200; });
+    // Lifetime 1 (worker 1's process) is stored once it has lived 100 ms.
+    if (e.command.find("/threads") != std::string::npos)
+      wait_until([&] { return d.get("/api/lifetimes/1/threads").status == 200; });
     if (e.command.find("/api/history") != std::string::npos)
       wait_until([&] { return d.get("/api/history").json()["rows"].size() > 0; });
     auto r = sh(e.command, env);
@@ -209,4 +197,103 @@ TEST_CASE("every curl example of docs/API.md succeeds against a live daemon", "[
     }
   }
   CHECK(d.get("/api/health").status == 200);
+}
+
+namespace {
+
+// The ```sh block under `heading` in `doc`.
+std::string sh_block_under(const std::string& doc, const std::string& heading) {
+  const size_t h = doc.find("\n" + heading + "\n");
+  REQUIRE(h != std::string::npos);
+  const size_t open = doc.find("```sh\n", h);
+  REQUIRE(open != std::string::npos);
+  const size_t close = doc.find("\n```", open + 6);
+  REQUIRE(close != std::string::npos);
+  return doc.substr(open + 6, close - open - 6 + 1);
+}
+
+}  // namespace
+
+TEST_CASE("README.md's curl walk-through runs as written against the example config", "[integration]") {
+  // The walk-through reads ~/.local/state/forkwatch/token: the daemon's
+  // state dir is exactly there, under a HOME of our own.
+  const std::string home = make_temp_dir("fw-readme-home");
+  const std::string state = home + "/.local/state/forkwatch";
+  std::filesystem::create_directories(state);
+  std::ifstream example(std::string(FORKWATCH_SOURCE_DIR) + "/docs/examples/programs.json");
+  std::stringstream config;
+  config << example.rdbuf();
+  Daemon d({.config = config.str(), .state_dir = state});
+
+  // Each command line gets a marker after it, so each step's reply can be
+  // told apart; the one change to the text: the port, and a bound on the
+  // live event stream (a person ends it with Ctrl-C).
+  const std::string block = sh_block_under(read_doc("README.md"), "## A walk-through with curl");
+  std::istringstream lines(block);
+  std::string script = "set -u\n";
+  std::vector<std::string> steps;
+  for (std::string line; std::getline(lines, line);) {
+    for (size_t at; (at = line.find("http://127.0.0.1:7420")) != std::string::npos;)
+      line.replace(at, 21, d.url());
+    if (line.find("curl -sN") != std::string::npos) line.replace(line.find("curl -sN"), 8, "curl -sN --max-time 4");
+    script += line + "\n";
+    if (line.empty() || line[0] == '#') continue;
+    steps.push_back(line);
+    script += "echo; echo '@@step " + std::to_string(steps.size()) + "'\n";
+  }
+  auto r = sh(script, {{"HOME", home}}, "/bin/bash");
+  INFO("script:\n" << script << "\noutput (head):\n" << r.out.substr(0, 2000));
+  CHECK(r.code == 0);
+  // The output of step i: what came before its marker, after the one before.
+  std::map<std::string, std::string> reply;  // the step's first word or URL part -> its output
+  std::vector<std::string> outs;
+  size_t from = 0;
+  for (size_t i = 1; i <= steps.size(); ++i) {
+    const std::string marker = "@@step " + std::to_string(i) + "\n";
+    const size_t at = r.out.find(marker, from);
+    REQUIRE(at != std::string::npos);
+    outs.push_back(r.out.substr(from, at - from));
+    from = at + marker.size();
+  }
+  auto out_of = [&](const std::string& needle) {
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].find(needle) != std::string::npos) return outs[i];
+    FAIL("no step of the walk-through has " << needle);
+    return std::string();
+  };
+  auto programs = Json::parse(out_of("/api/programs"));
+  std::vector<std::string> names;
+  for (const auto& p : programs["programs"]) names.push_back(p["name"]);
+  CHECK(std::find(names.begin(), names.end(), "echo") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "exit-with") != names.end());
+  auto started = Json::parse(out_of("echo \"$reply\""));
+  const int64_t id = started["id"];
+  CHECK(started["program"] == "exit-with");
+  CHECK(id > 3);  // the example config's three programs came first: the walk-through must not assume 2
+  for (const char* sig : {"SIGSTOP", "SIGCONT"}) {
+    INFO(sig);
+    auto j = Json::parse(out_of(sig));
+    CHECK_FALSE(j.contains("error"));
+    CHECK(j["id"] == id);
+  }
+  const std::string events = out_of("/api/events");
+  CHECK(events.find("event: exit") != std::string::npos);
+  auto history = Json::parse(out_of("/api/history"));
+  bool stopped = false, continued = false, exited_12 = false;
+  for (const auto& row : history["rows"]) {
+    CHECK(row["worker_id"] == id);
+    stopped |= row["wifstopped"] == true;
+    continued |= row["wifcontinued"] == true;
+    exited_12 |= row["wifexited"] == true && row["wexitstatus"] == 12;
+  }
+  CHECK(stopped);
+  CHECK(continued);
+  CHECK(exited_12);
+  CHECK(Json::parse(out_of("/api/tree")).is_array());
+  auto stop = Json::parse(out_of("/stop"));
+  CHECK(stop["id"] == id);
+  CHECK_FALSE(stop.contains("error"));
+  REQUIRE(d.wait_state(id, "stopped"));
+  d.terminate();
+  std::filesystem::remove_all(home);
 }

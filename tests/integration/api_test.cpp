@@ -289,7 +289,7 @@ TEST_CASE("GET /api/programs lists the built-in workers and the configured progr
 TEST_CASE("POST /api/workers starts a catalogue program and the worker endpoints show it", "[integration]") {
   Daemon d;
   auto w = d.start({{"program", "exit-with"}, {"args", {"--stdout", "hello there", "--sleep"}},
-                    {"name", "demo"}, {"restart", "on-failure"}, {"env", {{"FW_TEST", "1"}}}});
+                    {"name", "demo"}, {"restart", "on-failure"}, {"env", {{"LC_ALL", "C"}}}});
   const int64_t id = w["id"];
   CHECK(id > 0);
   CHECK(w["name"] == "demo");
@@ -298,10 +298,17 @@ TEST_CASE("POST /api/workers starts a catalogue program and the worker endpoints
   const pid_t pid = w["pid"].get<pid_t>();
   REQUIRE(pid > 0);
   REQUIRE(d.wait_state(id, "running"));
-  // The argv the daemon exec'd (running means the exec happened) is the
-  // catalogue command plus our args.
-  const std::string cmdline = proc_cmdline(pid);
-  CHECK(cmdline.find("exit-with --stdout hello there --sleep") != std::string::npos);
+  // The argv the daemon exec'd is the catalogue command plus our args.
+  // Running means execve is under way, but the kernel releases a vfork
+  // parent before it has set the new image's argv (exec_mmap comes before
+  // create_elf_tables), so /proc/PID/cmdline can be empty for an instant
+  // under load: wait for it.
+  std::string cmdline;
+  CHECK(wait_until([&] {
+    cmdline = proc_cmdline(pid);
+    return cmdline.find("exit-with --stdout hello there --sleep") != std::string::npos;
+  }));
+  INFO(cmdline);
 
   auto list = d.get("/api/workers").json()["workers"];
   REQUIRE(list.size() == 1);
@@ -348,7 +355,8 @@ TEST_CASE("SIGSTOP and SIGCONT by name and by number are recorded as WIFSTOPPED 
   CHECK(proc_state(pid) == "T");
   REQUIRE(d.post("/api/workers/" + wid + "/signal", R"({"signal":18})").status == 200);
   REQUIRE(wait_until([&] { return continued_rows() == 2; }));
-  CHECK(proc_state(pid) == "S");
+  // Continued, it runs (R) until its sleep resumes (S).
+  CHECK(wait_until([&] { return proc_state(pid) == "S"; }));
 
   // History over the API shows the same rows, decoded, newest first.
   auto rows = d.get("/api/history?worker=" + wid).json()["rows"];
@@ -487,7 +495,7 @@ TEST_CASE("samples returns recent CPU and RSS samples of a worker", "[integratio
 }
 
 
-TEST_CASE("tree nests supervised processes under the daemon with threads; scope=all shows more", "[integration]") {
+TEST_CASE("tree nests supervised processes under the daemon with threads, scope=all shows more", "[integration]") {
   Daemon d;
   auto w = d.start({{"program", "thread-spawner"}, {"args", {"--threads", "3"}}});
   REQUIRE(d.wait_state(w["id"], "running"));

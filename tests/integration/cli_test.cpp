@@ -172,22 +172,13 @@ bool has(const std::string& text, const std::string& needle) { return text.find(
 // A port on which nothing listens: bound (so nobody else takes it) but never listen()ed.
 class DeadPort {
  public:
-  DeadPort() {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    socklen_t len = sizeof a;
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-  }
+  DeadPort() : fd_(bind_loopback(port_)) {}
   ~DeadPort() { close(fd_); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
  private:
-  int fd_ = -1;
   int port_ = 0;
+  int fd_ = -1;
 };
 
 }  // namespace
@@ -204,7 +195,7 @@ TEST_CASE("forkwatch --help lists every command and exits 0", "[integration]") {
   CHECK(run({"status", "--help"}).code == 0);
 }
 
-TEST_CASE("forkwatch status prints a table of workers; --json prints the daemon's JSON", "[integration]") {
+TEST_CASE("forkwatch status prints a table of workers, --json prints the daemon's JSON", "[integration]") {
   Daemon d;
   auto empty = cli(d, {"status"});
   CHECK(empty.code == 0);
@@ -248,7 +239,7 @@ TEST_CASE("forkwatch status prints a table of workers; --json prints the daemon'
 
 TEST_CASE("forkwatch start passes everything after PROGRAM to the program, even --options", "[integration]") {
   Daemon d;
-  auto r = cli(d, {"start", "--name", "demo", "--restart", "always", "--env", "GREETING=hi", "exit-with", "--stdout",
+  auto r = cli(d, {"start", "--name", "demo", "--restart", "always", "--env", "LC_ALL=C", "exit-with", "--stdout",
                    "--json", "--sleep"});
   INFO(r.out << r.err);
   REQUIRE(r.code == 0);
@@ -434,6 +425,47 @@ TEST_CASE("forkwatch tree shows workers under the daemon with their threads", "[
   CHECK(programs.code == 0);
   CHECK(has(programs.out, "exit-with"));
   CHECK(has(programs.out, "built-in"));
+}
+
+TEST_CASE("forkwatch escapes terminal controls from names, process names and output unless --raw",
+          "[integration]") {
+  // A program whose file name is an OSC 0 (set the window title) sequence:
+  // it becomes the worker's name and the process's comm; its output writes
+  // the clipboard (OSC 52) and reverses the line (U+202E).
+  const std::string dir = make_temp_dir("fw-cli-osc");
+  const std::string title = "\x1b]0;pwn\x07";
+  const std::string link = dir + "/" + title;
+  std::filesystem::create_symlink(bin("exit-with"), link);
+  const std::string clip = "\x1b]52;c;cHduZWQ=\x07";
+  const std::string rlo = "\xe2\x80\xae" "txt.exe";
+  Daemon d({.args = {"--allow-commands"}});
+  auto w = d.start({{"command", {link, "--stdout", clip, "--stdout", rlo, "--sleep"}}});
+  const std::string id = std::to_string(w["id"].get<int>());
+  REQUIRE(d.wait_state(w["id"], "running"));
+  REQUIRE(wait_until([&] { return d.get("/api/workers/" + id + "/logs").json()["lines"].size() == 2; }));
+  const std::string pid = std::to_string(d.worker(w["id"])["pid"].get<int>());
+
+  auto status = cli(d, {"status"});
+  INFO(status.out);
+  CHECK(status.out.find('\x1b') == std::string::npos);
+  CHECK(has(status.out, dir + "/\\x1b]0;pwn\\x07"));
+  auto logs = cli(d, {"logs", id});
+  CHECK(logs.out == "\\x1b]52;c;cHduZWQ=\\x07\n\\u202etxt.exe\n");
+  Run tree;
+  REQUIRE(wait_until([&] {
+    tree = cli(d, {"tree"});
+    return has(tree.out, "(" + pid + ")");
+  }));
+  INFO(tree.out);
+  CHECK(tree.out.find('\x1b') == std::string::npos);
+  CHECK(has(tree.out, "\\x1b]0;pwn\\x07(" + pid + ")"));
+  auto as_json = cli(d, {"--json", "logs", id});
+  CHECK(as_json.out.find('\x1b') == std::string::npos);
+  CHECK(as_json.out.find("\xe2\x80\xae") == std::string::npos);  // \u202e, still the same JSON
+  CHECK(Json::parse(as_json.out)["lines"][1]["text"] == rlo);
+  // --raw: exactly what the worker wrote.
+  CHECK(cli(d, {"--raw", "logs", id}).out == clip + "\n" + rlo + "\n");
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("forkwatch exits 1 with the daemon's message when the daemon says no", "[integration]") {

@@ -272,9 +272,10 @@ TEST_CASE("a cwd that does not exist is a fatal spawn error naming chdir", "[int
 }
 
 TEST_CASE("the daemon does not initialise OpenSSL: it never reads OPENSSL_CONF", "[integration]") {
-  // Debian's cpp-httplib would initialise OpenSSL as it is loaded, reading
-  // the config file OPENSSL_CONF names (about 2 MiB of memory for TLS the
-  // daemon never serves); forkwatchd answers that call itself (main.cpp).
+  // Debian's cpp-httplib initialised OpenSSL as it was loaded, reading the
+  // config file OPENSSL_CONF names (about 2 MiB of memory for TLS the daemon
+  // did not serve). forkwatchd links neither now: OpenSSL is loaded
+  // (forkwatch-tls.so) and initialised only when --tls-cert is given.
   const std::string dir = make_temp_dir("fw-openssl-");
   const std::string conf = dir + "/openssl.cnf";
   std::ofstream(conf) << "# watched: nobody should open this\n";

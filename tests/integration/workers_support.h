@@ -182,6 +182,20 @@ inline std::string read_until(int fd, const std::string& needle, milliseconds ti
 
 inline std::string read_all(int fd, milliseconds timeout) { return read_until(fd, "", timeout); }
 
+// Runs argv to its end; its exit status, with stdout and stderr if asked.
+inline int run_status(const std::vector<std::string>& argv, std::string* out = nullptr,
+                      std::string* err = nullptr, const SpawnOptions& options = {}) {
+  auto p = spawn(argv, options);
+  REQUIRE(p);
+  std::string o = p->out >= 0 ? read_all(p->out, milliseconds(20000)) : "";
+  std::string e = read_all(p->err, milliseconds(20000));
+  auto status = p->wait_for(milliseconds(20000));
+  REQUIRE(status.has_value());
+  if (out) *out = o;
+  if (err) *err = e;
+  return *status;
+}
+
 // Reads "listening on port N\n" from an echo server's stdout; 0 if it never came.
 inline int read_port(Spawned& server, milliseconds timeout = milliseconds(5000)) {
   std::string text = read_until(server.out, "\n", timeout);

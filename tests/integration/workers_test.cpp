@@ -55,19 +55,6 @@ long long realtime_ms() {
   return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-int run_status(const std::vector<std::string>& argv, std::string* out = nullptr,
-               std::string* err = nullptr, const SpawnOptions& options = {}) {
-  auto p = spawn(argv, options);
-  REQUIRE(p);
-  std::string o = p->out >= 0 ? read_all(p->out, milliseconds(20000)) : "";
-  std::string e = read_all(p->err, milliseconds(20000));
-  auto status = p->wait_for(milliseconds(20000));
-  REQUIRE(status.has_value());
-  if (out) *out = o;
-  if (err) *err = e;
-  return *status;
-}
-
 // ---- exit-with ----
 
 TEST_CASE("exit-with exits 0 at once without flags and with --code N otherwise", "[integration]") {

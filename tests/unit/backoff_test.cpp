@@ -27,3 +27,16 @@ TEST_CASE("a zero restart delay restarts at once, and a huge base is its own cap
   CHECK(restart_delay_ms(0, 5, 0.9) == 0);
   CHECK(restart_delay_ms(60'000, 3, 0.5) == 60'000);
 }
+
+TEST_CASE("paced delays keep a zero-delay first restart but floor every later one", "[unit]") {
+  using forkwatch::kMinRestartDelayMs;
+  using forkwatch::paced_restart_delay_ms;
+  CHECK(paced_restart_delay_ms(0, 1, 0.5) == 0);
+  CHECK(paced_restart_delay_ms(0, 2, 0.5) == kMinRestartDelayMs);
+  CHECK(paced_restart_delay_ms(0, 3, 0.5) == 2 * kMinRestartDelayMs);
+  CHECK(paced_restart_delay_ms(0, 1'000'000, 0.5) == forkwatch::kMaxBackoffMs);
+  // Jitter may take a floored delay below the floor by at most kJitter.
+  CHECK(paced_restart_delay_ms(0, 2, 0.0) >= kMinRestartDelayMs * (1 - forkwatch::kJitter));
+  // A configured delay above the floor is kept as it was.
+  CHECK(paced_restart_delay_ms(1000, 2, 0.5) == 2000);
+}

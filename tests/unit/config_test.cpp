@@ -68,13 +68,20 @@ TEST_CASE("each bad config names the file, program and field", "[unit]") {
         "programs.json: programs[1] (\"a\"): name: is used by an earlier program");
   CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "env": {"A=B": "c"}}]})") ==
         "programs.json: programs[0] (\"a\"): env: variable name \"A=B\" is not valid");
+  CHECK(error_of(R"({"programs": [{"name": "a\nb", "command": ["x"]}]})") ==
+        "programs.json: programs[0] (\"a\\nb\"): name: must not contain control or bidi characters (\\n at character 2)");
+  CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "api_env": ["LD_PRELOAD"]}]})") ==
+        "programs.json: programs[0] (\"a\"): api_env: LD_PRELOAD is read by the dynamic loader, libc or a shell: "
+        "opening it to requests would let any token holder run code (use --allow-commands for that)");
+  CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "env": {"G": "1"}, "api_env": ["G"]}]})") ==
+        "programs.json: programs[0] (\"a\"): api_env: G is also set by env, and a request never overrides env");
   CHECK(error_of(R"({"programs": [{"name": "a", "command": ["x"], "max_restarts": 1.5}]})") ==
         "programs.json: programs[0] (\"a\"): max_restarts: must be an integer (got number)");
 }
 
 TEST_CASE("a spec survives the trip to JSON and back", "[unit]") {
   auto c = parse_config(R"({"programs": [{"name": "e", "command": ["exit-with", "--code", "3"],
-    "restart": "no", "stop_signal": 2, "env": {"X": "1"}, "cwd": "/", "output": "discard"}]})", "p");
+    "restart": "no", "stop_signal": 2, "env": {"X": "1"}, "api_env": ["GREETING"], "cwd": "/", "output": "discard"}]})", "p");
   REQUIRE(c);
   auto j = nlohmann::json::parse(forkwatch::program_to_json(c->programs[0]));
   auto back = forkwatch::program_from_json(j, "again");

@@ -83,7 +83,7 @@ TEST_CASE("a prepared statement binds integers, text and NULL and is reused afte
   CHECK(select->int64(0) == big);
 }
 
-TEST_CASE("a refused row names the statement and the constraint; the transaction goes on", "[unit]") {
+TEST_CASE("a refused row names the statement and the constraint, the transaction goes on", "[unit]") {
   Database db = open_or_fail(":memory:");
   REQUIRE(db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY)").ok());
   Result<Transaction> txn = Transaction::begin(db);

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "db_support.h"
 #include "temp_dir.h"
 #include "database.h"
 #include "schema.h"
@@ -11,20 +12,11 @@
 using namespace forkwatch;
 using namespace forkwatch::db;
 using fwtest::TempDir;
+using fwtest::int_of;
+using fwtest::open_db;
 
 namespace {
 
-Database open_or_fail(const std::string& path) {
-  Result<Database> db = Database::open(path);
-  if (!db) FAIL(db.error().message());
-  return std::move(*db);
-}
-
-int64_t int_of(Database& db, const std::string& sql) {
-  Result<int64_t> n = db.query_int64(sql);
-  if (!n) FAIL(n.error().message());
-  return *n;
-}
 
 std::vector<std::string> strings_of(Database& db, const std::string& sql, int column) {
   Result<Statement> st = db.prepare(sql);
@@ -43,18 +35,18 @@ const char* kInsertRow =
 }  // namespace
 
 TEST_CASE("an empty database is migrated to the latest schema version", "[unit]") {
-  Database db = open_or_fail(":memory:");
+  Database db = open_db(":memory:");
   CHECK(int_of(db, "PRAGMA user_version") == 0);
   REQUIRE(migrate(db).ok());
   CHECK(int_of(db, "PRAGMA user_version") == schema_version());
   CHECK(schema_version() == migrations().back().version);
   std::vector<std::string> tables =
       strings_of(db, "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name", 0);
-  CHECK(tables == std::vector<std::string>{"events", "meta", "wait_status", "workers"});
+  CHECK(tables == std::vector<std::string>{"events", "lifetimes", "meta", "process_gaps", "thread_lifetimes", "wait_status", "workers"});
 }
 
 TEST_CASE("wait_status has exactly the contract's columns, in order", "[unit]") {
-  Database db = open_or_fail(":memory:");
+  Database db = open_db(":memory:");
   REQUIRE(migrate(db).ok());
   std::vector<std::string> columns = strings_of(db, "PRAGMA table_info(wait_status)", 1);
   CHECK(columns == std::vector<std::string>{
@@ -62,7 +54,7 @@ TEST_CASE("wait_status has exactly the contract's columns, in order", "[unit]") 
                        "raw_status",  "wifexited",   "wexitstatus",  "wifsignaled", "wtermsig",
                        "wcoredump",   "wifstopped",  "wstopsig",     "wifcontinued",
                        "ru_utime_us", "ru_stime_us", "ru_maxrss_kb", "ru_minflt",  "ru_majflt",
-                       "ru_nvcsw",    "ru_nivcsw"});
+                       "ru_nvcsw",    "ru_nivcsw",   "cause"});
   // worker_id is the only column that may be NULL (an orphan of no worker).
   std::vector<std::string> nullable = strings_of(
       db, "SELECT name FROM pragma_table_info('wait_status') WHERE \"notnull\" = 0 AND pk = 0", 0);
@@ -70,7 +62,7 @@ TEST_CASE("wait_status has exactly the contract's columns, in order", "[unit]") 
 }
 
 TEST_CASE("history by worker and by pid reads an index newest first, without sorting", "[unit]") {
-  Database db = open_or_fail(":memory:");
+  Database db = open_db(":memory:");
   REQUIRE(migrate(db).ok());
   auto plan = [&](const std::string& sql) {
     std::string all;
@@ -90,11 +82,11 @@ TEST_CASE("re-opening a migrated file keeps its rows and its version", "[unit]")
   TempDir dir;
   std::string path = dir.file("forkwatch.db");
   {
-    Database db = open_or_fail(path);
+    Database db = open_db(path);
     REQUIRE(migrate(db).ok());
     REQUIRE(db.exec(kInsertRow).ok());
   }
-  Database db = open_or_fail(path);
+  Database db = open_db(path);
   REQUIRE(migrate(db).ok());
   CHECK(int_of(db, "PRAGMA user_version") == schema_version());
   CHECK(int_of(db, "SELECT count(*) FROM wait_status") == 1);
@@ -104,7 +96,7 @@ TEST_CASE("a version 1 file is migrated to the latest and keeps its history", "[
   TempDir dir;
   std::string path = dir.file("forkwatch.db");
   {
-    Database db = open_or_fail(path);
+    Database db = open_db(path);
     REQUIRE(migrate(db, migrations().first(1)).ok());
     CHECK(int_of(db, "PRAGMA user_version") == 1);
     CHECK(int_of(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'workers'") == 0);
@@ -114,17 +106,39 @@ TEST_CASE("a version 1 file is migrated to the latest and keeps its history", "[
   REQUIRE(store.ok());
   CHECK((*store)->last_worker_id() == 9);  // from the old wait_status row
   (*store)->close();
-  Database db = open_or_fail(path);
+  Database db = open_db(path);
   CHECK(int_of(db, "PRAGMA user_version") == schema_version());
   CHECK(int_of(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'workers'") == 1);
   CHECK(int_of(db, "SELECT wexitstatus FROM wait_status WHERE pid = 42") == 12);
+}
+
+TEST_CASE("a version 3 file gains cause, each old row the cause its status tells", "[unit]") {
+  TempDir dir;
+  std::string path = dir.file("forkwatch.db");
+  {
+    Database db = open_db(path);
+    REQUIRE(migrate(db, migrations().first(3)).ok());
+    // exited 12; killed by SIGKILL; stopped by SIGSTOP; continued.
+    REQUIRE(db.exec(kInsertRow).ok());
+    REQUIRE(db.exec("INSERT INTO wait_status (ts_ns, pid, worker_id, adopted, raw_status, wifexited, wexitstatus,"
+                    " wifsignaled, wtermsig, wcoredump, wifstopped, wstopsig, wifcontinued, ru_utime_us,"
+                    " ru_stime_us, ru_maxrss_kb, ru_minflt, ru_majflt, ru_nvcsw, ru_nivcsw) VALUES"
+                    " (2, 43, 9, 0, 9, 0, 0, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),"
+                    " (3, 44, 9, 0, 4991, 0, 0, 0, 0, 0, 1, 19, 0, 0, 0, 0, 0, 0, 0, 0),"
+                    " (4, 45, 9, 0, 65535, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0)").ok());
+  }
+  Database db = open_db(path);
+  REQUIRE(migrate(db).ok());
+  CHECK(strings_of(db, "SELECT cause FROM wait_status ORDER BY id", 0) ==
+        std::vector<std::string>{"exited", "signaled", "stopped", "continued"});
+  CHECK(int_of(db, "SELECT count(*) FROM wait_status") == 4);
 }
 
 TEST_CASE("a file from a newer forkwatchd is refused with a clear error", "[unit]") {
   TempDir dir;
   std::string path = dir.file("forkwatch.db");
   {
-    Database db = open_or_fail(path);
+    Database db = open_db(path);
     REQUIRE(db.exec("PRAGMA user_version = 99").ok());
   }
   Result<std::unique_ptr<Store>> store = Store::open(path);
@@ -135,7 +149,7 @@ TEST_CASE("a file from a newer forkwatchd is refused with a clear error", "[unit
 }
 
 TEST_CASE("a failing migration step leaves the file at the last good version", "[unit]") {
-  Database db = open_or_fail(":memory:");
+  Database db = open_db(":memory:");
   const Migration steps[] = {{1, "CREATE TABLE a (x INTEGER)"},
                              {2, "CREATE TABLE b (y INTEGER); CREATE TABLE a (z INTEGER)"}};
   Status s = migrate(db, steps);

@@ -49,7 +49,8 @@ TEST_CASE("a wait record renders every macro and rusage field with its value", "
   CHECK(j["ru_nvcsw"] == 2);
   CHECK(j["ru_nivcsw"] == 3);
   CHECK(j["description"] == describe(killed_record().status));
-  CHECK(j.size() == 22);
+  CHECK(j["cause"] == "exited");  // the contract's `cause` column (issue 13)
+  CHECK(j.size() == 23);
 }
 
 TEST_CASE("a wait record not yet stored, of an orphan without a worker, has null ids", "[unit]") {
@@ -63,7 +64,7 @@ TEST_CASE("a wait record not yet stored, of an orphan without a worker, has null
   CHECK(j["adopted"] == true);
 }
 
-TEST_CASE("an event carries its wait record, state and detail; absent ones are left out", "[unit]") {
+TEST_CASE("an event carries its wait record, state and detail, absent ones are left out", "[unit]") {
   Event e;
   e.id = 9001;
   e.kind = EventKind::kExit;

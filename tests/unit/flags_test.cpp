@@ -51,3 +51,49 @@ TEST_CASE("bad flags give one clear line", "[unit]") {
   auto none = parse_daemon_flags({}, {});
   REQUIRE_FALSE(none);
 }
+
+TEST_CASE("history retention flags default to 30 days and 256 MiB, 0 lifts a bound", "[unit]") {
+  auto f = parse_daemon_flags({}, {{"HOME", "/h"}});
+  REQUIRE(f);
+  CHECK(f->history_max_age_days == 30);
+  CHECK(f->history_max_mib == 256);
+  auto set = parse_daemon_flags({"--history-max-age-days", "0", "--history-max-mib=8"}, {{"HOME", "/h"}});
+  REQUIRE(set);
+  CHECK(set->history_max_age_days == 0);
+  CHECK(set->history_max_mib == 8);
+  CHECK_THAT(error_of({"--history-max-mib", "-1"}), Catch::Contains("--history-max-mib") && Catch::Contains("-1"));
+  CHECK_THAT(error_of({"--history-max-age-days", "ten"}),
+             Catch::Contains("--history-max-age-days") && Catch::Contains("ten"));
+  CHECK_THAT(error_of({"--history-max-age-days"}), Catch::Contains("needs a value"));
+}
+
+TEST_CASE("the Unix socket defaults to the runtime directory, else the state dir", "[unit]") {
+  auto by_hand = parse_daemon_flags({"--state-dir", "/s"}, {});
+  REQUIRE(by_hand);
+  CHECK(by_hand->socket == "/s/forkwatch.sock");
+  CHECK_FALSE(by_hand->socket_given);
+  auto systemd = parse_daemon_flags({"--state-dir", "/s"}, {{"RUNTIME_DIRECTORY", "/run/forkwatch:/run/x"}});
+  CHECK(systemd->socket == "/run/forkwatch/forkwatch.sock");
+  auto given = parse_daemon_flags({"--state-dir", "/s", "--socket", "/tmp/f.sock", "--socket-group", "adm",
+                                   "--read-token-file", "/s/read"},
+                                  {});
+  CHECK(given->socket == "/tmp/f.sock");
+  CHECK(given->socket_given);
+  CHECK(given->socket_group == "adm");
+  CHECK(given->read_token_file == "/s/read");
+  CHECK(parse_daemon_flags({"--state-dir", "/s", "--no-socket"}, {})->socket.empty());
+  CHECK(error_of({"--no-socket", "--socket", "/x"}) == "--no-socket: cannot be given with --socket");
+  CHECK(error_of({"--read-token-file", "/t", "--token-file", "/t"}) ==
+        "--read-token-file: must not be the admin --token-file (/t)");
+}
+
+TEST_CASE("the flags --tls-cert and --tls-key come together, or the error names the missing one", "[unit]") {
+  auto f = parse_daemon_flags({"--tls-cert", "/c.pem", "--tls-key=/k.pem"}, {{"HOME", "/h"}});
+  REQUIRE(f);
+  CHECK(f->tls_cert == "/c.pem");
+  CHECK(f->tls_key == "/k.pem");
+  CHECK(parse_daemon_flags({}, {{"HOME", "/h"}})->tls_cert.empty());
+  CHECK(error_of({"--tls-cert", "/c.pem"}) == "--tls-cert: needs --tls-key (the certificate's private key)");
+  CHECK(error_of({"--tls-key", "/k.pem"}) == "--tls-key: needs --tls-cert (the certificate for that key)");
+  CHECK(error_of({"--tls-cert"}).find("--tls-cert") != std::string::npos);
+}

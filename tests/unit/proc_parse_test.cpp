@@ -113,6 +113,8 @@ TEST_CASE("status gives the unescaped name and the fields we read", "[unit]") {
   CHECK(p->name == "a) (b");
   CHECK(p->uid_real == 1000);
   CHECK(p->uid_effective == 1001);
+  CHECK(p->gid_real == 50);
+  CHECK(p->gid_effective == 51);
   CHECK(p->vm_rss_kb == 1200u);
   CHECK(p->threads == 3);
 

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -280,4 +282,96 @@ TEST_CASE("an idle process's threads are reused, a dead one is skipped silently"
   CHECK(gone->processes.empty());
   CHECK(gone->stats.vanished == 1);
   CHECK(gone->stats.errors == 0);
+}
+
+TEST_CASE("a sleeping thread carries its wait channel, a running one none", "[unit]") {
+  ProcReader r(kFixtureRoot);
+  auto p = r.read_process(100);
+  REQUIRE(p);
+  REQUIRE(p->threads.size() == 3);
+  CHECK(p->threads[0].wchan == "futex_wait_queue");  // S
+  CHECK(p->threads[1].wchan.empty());                // R: its file's stale text is not read
+  CHECK(p->threads[2].wchan == "pipe_read");         // D
+  ScanOptions no_wchan;
+  no_wchan.only_pids = {100};
+  no_wchan.wchan = false;
+  ProcReader r2(kFixtureRoot);
+  auto s = r2.scan(no_wchan);
+  REQUIRE(s);
+  CHECK(s->processes.at(0).threads.at(0).wchan.empty());
+}
+
+TEST_CASE("this process's sleeping thread shows the kernel function it waits in", "[unit]") {
+  std::atomic<bool> stop{false};
+  std::thread sleeper([&] {
+    while (!stop) {
+      // Sleeping is this thread's job: the test reads the kernel function
+      // it waits in (hrtimer_nanosleep), nothing waits on it.
+      timespec ts{0, 50'000'000};
+      nanosleep(&ts, nullptr);
+    }
+  });
+  ProcReader r;
+  std::string wchan;
+  const pid_t tid_main = getpid();
+  // Until the sleeper is seen asleep: on a loaded machine it may not have
+  // run yet, or be between two sleeps, for many reads in a row.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (wchan.find("nanosleep") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    auto p = r.read_process(getpid());
+    REQUIRE(p);
+    for (const auto& t : p->threads)
+      if (t.tid != tid_main && t.state == 'S') wchan = t.wchan;
+  }
+  stop = true;
+  sleeper.join();
+  CHECK(wchan.find("nanosleep") != std::string::npos);
+}
+
+TEST_CASE("a scan reads effective uid and gid from status, and re-reads them only after the process ran", "[unit]") {
+  {
+    ProcReader reader(kFixtureRoot);
+    auto sample = reader.scan();
+    REQUIRE(sample);
+    const ProcessInfo* app = by_pid(sample->processes, 100);
+    REQUIRE(app);
+    CHECK(app->uid == 1001);  // Uid: 1000 1001 1000 1000: the second is the effective one
+    CHECK(app->gid == 51);
+    const ProcessInfo* init = by_pid(sample->processes, 1);  // no status file in the fixture
+    REQUIRE(init);
+    CHECK(init->uid == -1);
+    CHECK(init->gid == -1);
+  }
+  // A copy of one process whose files the test rewrites.
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("fw-proc-ids-" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "100");
+  const std::string stat = "100 (app) S 1 100 100 0 -1 4194560 120 0 0 0 50 20 0 0 20 0 1 0 1000 20000000 300 0\n";
+  auto write = [&](const char* name, const std::string& text) { std::ofstream(root / "100" / name) << text; };
+  auto status = [](int uid, int gid) {
+    return "Name:\tapp\nState:\tS (sleeping)\nTgid:\t100\nPid:\t100\nPPid:\t1\nUid:\t0\t" + std::to_string(uid) +
+           "\t0\t0\nGid:\t0\t" + std::to_string(gid) + "\t0\t0\n";
+  };
+  write("stat", stat);
+  write("status", status(0, 0));
+  write("cmdline", std::string("app\0", 4));
+  ProcReader reader(root.string());
+  ScanOptions opt;
+  opt.threads = false;
+  auto uid_now = [&] {
+    auto s = reader.scan(opt);
+    REQUIRE(s);
+    REQUIRE(s->processes.size() == 1);
+    return s->processes[0].uid;
+  };
+  CHECK(uid_now() == 0);
+  // Changed ids without a tick of CPU: not re-read (a setuid costs a syscall,
+  // so a process that never ran cannot have made one)...
+  write("status", status(65534, 65534));
+  CHECK(uid_now() == 0);
+  // ...until it has run: utime 50 -> 51.
+  write("stat", "100 (app) S 1 100 100 0 -1 4194560 120 0 0 0 51 20 0 0 20 0 1 0 1000 20000000 300 0\n");
+  CHECK(uid_now() == 65534);
+  fs::remove_all(root);
 }

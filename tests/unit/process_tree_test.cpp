@@ -121,8 +121,8 @@ TEST_CASE("tree JSON has exactly the contract's node fields and annotates worker
   worker.state = 'R';
   worker.rss_bytes = 4096 * 3;
   worker.cpu_percent = 12.345;
-  worker.threads = {ThreadInfo{11, "main", 'S', 0, 0, 2, 0.04},
-                    ThreadInfo{12, "w \"1\"\\\n\x01", 'R', 0, 0, 2, 99.96}};
+  worker.threads = {ThreadInfo{11, "main", 'S', 0, 0, 2, 0.04, "futex_wait_queue"},
+                    ThreadInfo{12, "w \"1\"\\\n\x01", 'R', 0, 0, 2, 99.96, ""}};
   ProcessInfo bad = proc(12, 11, 3, std::string("bad\xff\xc3(\xe2\x82\xac"));
   WorkerTags tags{{11, WorkerTag{7, "spawner \"seven\""}}};
   ProcessTree t({daemon, worker, bad});
@@ -133,9 +133,9 @@ TEST_CASE("tree JSON has exactly the contract's node fields and annotates worker
   std::vector<std::string> keys;
   for (auto it = d.begin(); it != d.end(); ++it) keys.push_back(it.key());
   std::sort(keys.begin(), keys.end());
-  CHECK(keys == std::vector<std::string>{"children", "cmdline", "comm", "cpu_percent", "pgid",
+  CHECK(keys == std::vector<std::string>{"children", "cmdline", "comm", "cpu_percent", "fds", "gid", "pgid",
                                          "pid", "ppid", "rss_bytes", "state", "threads",
-                                         "worker_id", "worker_name"});
+                                         "uid", "worker_id", "worker_name"});
   CHECK(d["cmdline"] == "/usr/bin/forkwatchd --listen 127.0.0.1:0");
   CHECK(d["worker_id"].is_null());
   CHECK(d["worker_name"].is_null());
@@ -151,7 +151,9 @@ TEST_CASE("tree JSON has exactly the contract's node fields and annotates worker
   CHECK(w["worker_id"] == 7);
   CHECK(w["worker_name"] == "spawner \"seven\"");
   REQUIRE(w["threads"].size() == 2);
-  CHECK(w["threads"][0] == json{{"tid", 11}, {"name", "main"}, {"state", "S"}, {"cpu_percent", 0.0}});
+  CHECK(w["threads"][0] == json{{"tid", 11}, {"name", "main"}, {"state", "S"}, {"cpu_percent", 0.0},
+                                {"wchan", "futex_wait_queue"}});
+  CHECK(w["threads"][1]["wchan"].is_null());  // running: it waits on nothing
   CHECK(w["threads"][1]["name"] == "w \"1\"\\\n\x01");
   CHECK(w["threads"][1]["cpu_percent"].get<double>() == Approx(100.0));
 

@@ -116,8 +116,9 @@ export class Daemon {
     }, { message: `worker ${workerId} to print its port` });
   }
 
-  dashboardLink() {
-    return `${this.url}/?token=${encodeURIComponent(this.token)}`;
+  // The link that signs a browser in; another token (a read-only one) opens a read-only dashboard.
+  dashboardLink(token = this.token) {
+    return `${this.url}/?token=${encodeURIComponent(token)}`;
   }
 
   // SIGTERM, as systemd would; SIGKILL if it has not gone in 15 s.
@@ -177,8 +178,8 @@ export async function openPage(browser, { width = 1440, height = 1000 } = {}) {
 }
 
 // Loads the dashboard through its token link and waits for the live stream.
-export async function openDashboard(page, daemon) {
-  const res = await page.goto(daemon.dashboardLink());
+export async function openDashboard(page, daemon, { token } = {}) {
+  const res = await page.goto(daemon.dashboardLink(token));
   if (!res || res.status() !== 200) throw new Error(`dashboard answered ${res && res.status()}`);
   await page.locator('#conn[data-state="live"]').waitFor({ timeout: 20000 });
 }

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  describeWait, splitArgs, quoteArg, formatArgv, formatBytes, formatDuration, signalName,
+  describeWait, describeCause, splitArgs, quoteArg, formatArgv, formatBytes, formatDuration, signalName,
 } from '../../web/js/format.js';
 import { TreeModel, icicleLayout, kPatched, kReshaped, kStale } from '../../web/js/tree_model.js';
 
@@ -85,12 +85,21 @@ test('a fork chain 20,000 deep flattens without recursion', () => {
   assert.equal(icicleLayout([leaf]).depth, 19999);
 });
 
-test('patch reports a pid it does not know, or a changed thread count with no list', () => {
+test('patch reports a pid it does not know as stale, and a changed thread count with no list as that process\'s', () => {
   const m = new TreeModel();
   m.setTree([node(1, [node(2, [], [{ tid: 2 }, { tid: 3 }])])]);
   assert.equal(m.patch([{ pid: 1, state: 'R', cpu_percent: 50, rss_bytes: 8192, num_threads: 1 }]), kPatched);
+  assert.deepEqual(m.threadsUnknown, []);
   assert.equal(m.byPid.get(1).cpu_percent, 50);
-  assert.equal(m.patch([{ pid: 2, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 3 }]), kStale);
+  // A third thread, with no list: the tree holds; that process's threads are asked for.
+  assert.equal(m.patch([{ pid: 2, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 3 }]), kPatched);
+  assert.deepEqual(m.threadsUnknown, [2]);
+  const threadsBefore = m.threads;
+  assert.equal(m.setThreads(2, [{ tid: 2, name: 'a' }, { tid: 3, name: 'b' }, { tid: 4, name: 'c' }]), true);
+  assert.deepEqual(m.byPid.get(2).threads.map((t) => t.tid), [2, 3, 4]);
+  assert.equal(m.threads, threadsBefore + 1);
+  assert.equal(m.setThreads(2, [{ tid: 2, name: 'a' }, { tid: 3, name: 'b' }, { tid: 4, name: 'c' }]), false);
+  assert.equal(m.setThreads(77, []), false);
   assert.equal(m.patch([{ pid: 99, state: 'S', cpu_percent: 0, rss_bytes: 1, num_threads: 1 }]), kStale);
 });
 
@@ -140,4 +149,13 @@ test('the icicle shares width by leaves', () => {
   assert.equal(by.get(1).x1 - by.get(1).x0, 1);
   assert.ok(Math.abs(by.get(2).x1 - by.get(2).x0 - 0.75) < 1e-9);
   assert.ok(Math.abs(by.get(6).x0 - 0.75) < 1e-9);
+});
+
+test('describeCause says why a process ended, and falls back to the status', () => {
+  assert.equal(describeCause(wait({ wifsignaled: true, wtermsig: 9, cause: 'stop_timeout_killed' })),
+    'killed by SIGKILL after its stop timeout');
+  assert.equal(describeCause(wait({ wifsignaled: true, wtermsig: 15, cause: 'stop_requested' })),
+    'stopped by request (killed by SIGTERM)');
+  assert.equal(describeCause(wait({ wifexited: true, wexitstatus: 3, cause: 'exited' })), 'exited 3');
+  assert.equal(describeCause(wait({ wifexited: true, wexitstatus: 3 })), 'exited 3');
 });

@@ -69,11 +69,11 @@ test('a worker started from the form is stopped by SIGSTOP from the menu, contin
 
   // stop: exit-with keeps SIGTERM's default action, so the kernel ends it.
   await row.locator('button', { hasText: /^stop$/ }).click();
-  await waitFor(async () => (await cellText(row, 'td.last')) === 'killed by SIGTERM',
-    { message: 'last status "killed by SIGTERM"' });
+  await waitFor(async () => (await cellText(row, 'td.last')) === 'stopped by request (killed by SIGTERM)',
+    { message: 'last status "stopped by request (killed by SIGTERM)"' });
   await waitFor(async () => (await cellText(row, '.badge')) === 'stopped', { message: 'state stopped' });
   await waitFor(async () => (await historyRows(page)).some((r) =>
-    r.pid === String(w.pid) && r.WIFSIGNALED === '1' && r.WTERMSIG.startsWith('15') && r['in words'] === 'killed by SIGTERM'),
+    r.pid === String(w.pid) && r.WIFSIGNALED === '1' && r.WTERMSIG.startsWith('15') && r['in words'] === 'stopped by request (killed by SIGTERM)'),
   { message: 'a WIFSIGNALED row' });
 
   // The history filter narrows to one worker.

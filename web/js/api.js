@@ -47,10 +47,28 @@ export const api = {
   signal: (id, signal) => request('POST', `/api/workers/${enc(id)}/signal`, { signal }),
   stop: (id) => request('POST', `/api/workers/${enc(id)}/stop`),
   restart: (id) => request('POST', `/api/workers/${enc(id)}/restart`),
+  // Freeze and thaw the worker's whole tree (cgroup.freeze; 409 without cgroups).
+  pause: (id) => request('POST', `/api/workers/${enc(id)}/pause`),
+  resume: (id) => request('POST', `/api/workers/${enc(id)}/resume`),
   remove: (id) => request('DELETE', `/api/workers/${enc(id)}`),
+  // What the caller may do: {role: "admin"|"read", socket}.
+  session: () => request('GET', '/api/session'),
+  logs: (id, { stream = 'both', tail, after } = {}) => {
+    const q = new URLSearchParams({ stream });
+    if (tail) q.set('tail', tail);
+    if (after) q.set('after', after);
+    return request('GET', `/api/workers/${enc(id)}/logs?${q}`);
+  },
   samples: (id) => request('GET', `/api/workers/${enc(id)}/samples`).then((d) => d.samples),
   tree: (scope) => request('GET', `/api/tree?scope=${enc(scope)}`),
   process: (pid) => request('GET', `/api/processes/${enc(pid)}`),
+  fds: (pid) => request('GET', `/api/processes/${enc(pid)}/fds`),
+  // One process lifetime's threads, newest first: {lifetime_id, rows, next_before}.
+  lifetimeThreads: (id, { limit = 200, before } = {}) => {
+    const q = new URLSearchParams({ limit });
+    if (before) q.set('before', before);
+    return request('GET', `/api/lifetimes/${enc(id)}/threads?${q}`);
+  },
   history: ({ worker, limit, before } = {}) => {
     const q = new URLSearchParams();
     if (worker) q.set('worker', worker);

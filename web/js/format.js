@@ -37,6 +37,26 @@ export function describeWait(w) {
   return `status ${w.raw_status}`;
 }
 
+// Why it ended (the row's `cause`), in words, with the status: "stopped by
+// request (killed by SIGTERM)", "killed by SIGKILL after its stop timeout".
+// The causes the status alone tells need no more words than describeWait's.
+const kCauseWords = {
+  stop_requested: (st) => `stopped by request (${st})`,
+  stop_timeout_killed: () => 'killed by SIGKILL after its stop timeout',
+  shutdown: (st) => `stopped at daemon shutdown (${st})`,
+  memory_restart: (st) => `restarted: over its memory_restart (${st})`,
+  oom_kill: () => 'OOM killed',
+  health_check: (st) => `restarted: health check failed (${st})`,
+  watchdog: (st) => `killed: no watchdog keep-alive in time (${st})`,
+  start_timeout: (st) => `killed: not ready within its start timeout (${st})`,
+};
+
+export function describeCause(w) {
+  if (!w) return '';
+  const words = kCauseWords[w.cause];
+  return words ? words(describeWait(w)) : describeWait(w);
+}
+
 // "ok", "bad" or "paused": how a status should be coloured.
 export function waitTone(w) {
   if (!w) return 'none';

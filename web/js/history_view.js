@@ -6,7 +6,7 @@
 
 import { api } from './api.js';
 import { h, setText, $ } from './dom.js';
-import { describeWait, formatMicros, formatTime, signalName, waitTone } from './format.js';
+import { describeCause, formatMicros, formatTime, signalName, waitTone } from './format.js';
 
 const kPageSize = 50;
 
@@ -40,7 +40,7 @@ const kColumns = [
   ['majflt', 'ru_majflt: major page faults', num('ru_majflt')],
   ['nvcsw', 'ru_nvcsw: voluntary context switches', num('ru_nvcsw')],
   ['nivcsw', 'ru_nivcsw: involuntary context switches', num('ru_nivcsw')],
-  ['in words', 'the status decoded', (r) => ({ text: describeWait(r), cls: `words tone-${waitTone(r)}` })],
+  ['in words', 'the status decoded', (r) => ({ text: describeCause(r), cls: `words tone-${waitTone(r)}` })],
 ];
 
 export class HistoryView {

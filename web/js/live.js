@@ -4,7 +4,8 @@
 // 429 closes the stream for good), we open a new one after a backoff and
 // pass the last id as ?since=, which the daemon treats the same way.
 
-export const kEventTypes = ['spawn', 'exit', 'stop', 'continue', 'restart', 'adopt', 'state', 'sample'];
+export const kEventTypes = ['spawn', 'exit', 'stop', 'continue', 'restart', 'adopt', 'state', 'sample', 'process',
+  'pause', 'resume'];
 
 export class LiveFeed {
   // onEvent(type, data, id); onStatus(state, detail) with state one of

@@ -8,12 +8,16 @@
 import { api, ApiError } from './api.js';
 import { $, h, setText } from './dom.js';
 import { formatArgv, formatBytes, formatPercent, stateWord } from './format.js';
+import { FdsView } from './fds_view.js';
 import { HistoryView } from './history_view.js';
 import { Icicle } from './icicle.js';
+import { LifetimesView } from './lifetimes_view.js';
 import { LiveFeed } from './live.js';
 import { TreeModel, kReshaped, kStale } from './tree_model.js';
 import { TreeView } from './tree_view.js';
 import { WorkersView } from './workers_view.js';
+import { WorkerPage } from './worker_page.js';
+import { DepsView } from './deps_view.js';
 
 const state = {
   scope: 'supervised',
@@ -24,6 +28,7 @@ const state = {
   workersLoading: false,
   workersAgain: false,
   noticeTimer: 0,
+  past: false,  // the slider shows a past tree: live samples wait
 };
 
 const model = new TreeModel();
@@ -41,12 +46,21 @@ function notify(message, tone = 'ok') {
 const workersView = new WorkersView($('#workers'), {
   notify,
   refresh: () => scheduleWorkers(),
+  onOpen: (id, button) => workerPage.open(id, button),
   onChange: () => {
     historyView.setWorkers([...workersView.workers.values()]);
+    depsView.render([...workersView.programs.values()], [...workersView.workers.values()]);
     treeView.refresh();
+    if (workerPage.id !== null && !workersView.workers.has(workerPage.id)) workerPage.close();
   },
 });
+const workerPage = new WorkerPage({ workers: workersView, notify });
+const depsView = new DepsView($('#deps'));
 const historyView = new HistoryView($('#history'), { notify });
+const fdsView = new FdsView({
+  onSelect: (pid) => select(pid, false),
+  name: (pid) => model.byPid.get(pid)?.comm,
+});
 
 const treeView = new TreeView($('#tree-viewport'), {
   onToggle: (pid) => {
@@ -58,6 +72,7 @@ const treeView = new TreeView($('#tree-viewport'), {
     drawRows();
   },
   onSelect: (pid) => select(pid, false),
+  onOpen: (workerId) => workerPage.open(workerId, $('#tree-viewport')),
   workerInfo: (id) => workersView.info(id),
   threadsShown: (n) => model.threadsShown(n),
 });
@@ -65,6 +80,15 @@ const treeView = new TreeView($('#tree-viewport'), {
 const icicle = new Icicle($('#graph-host'), {
   onSelect: (pid) => select(pid, true),
   tooltip: $('#graph-tip'),
+});
+
+const lifetimesView = new LifetimesView($('#lifetimes'), {
+  // The slider: a past tree replaces the live one until it is let go.
+  onPastTree: (roots) => {
+    state.past = roots !== null;
+    if (roots) applyTree(roots);
+    else loadTree();
+  },
 });
 
 // ---- the tree
@@ -85,6 +109,7 @@ function applyTree(roots) {
 }
 
 async function loadTree() {
+  if (state.past) return;
   if (state.treeLoading) {
     state.treeAgain = true;
     return;
@@ -145,9 +170,13 @@ async function showDetails(pid) {
     line('state', `${n.state} ${stateWord(n.state)}`), line('CPU', `${formatPercent(n.cpu_percent)}%`),
     line('RSS', formatBytes(n.rss_bytes)), line('threads', n.threads.length || 1),
     line('children', n.children.length),
+    n.fds !== null && n.fds !== undefined ? line('fds', n.fds) : null,
     n.worker_id !== null && n.worker_id !== undefined ? line('worker', `${n.worker_name} (id ${n.worker_id})`) : null);
   const argv = h('div', { class: 'argv' }, h('span', { class: 'dim' }, 'cmdline '), n.cmdline || `[${n.comm}]`);
-  box.replaceChildren(head, argv);
+  const fds = h('div', { class: 'fds-box' });
+  box.replaceChildren(head, argv, fds);
+  // Only for a process somebody opened: the daemon reads its descriptors on request.
+  fdsView.show(fds, pid, () => treeView.selected === pid);
   try {
     const p = await api.process(pid);
     if (treeView.selected !== pid) return;
@@ -192,9 +221,13 @@ function scheduleWorkers() {
 
 function onEvent(type, d, id) {
   if (id && $('#conn').dataset.state === 'live') setText($('#conn-text'), `live · #${id}`);
+  workerPage.noteEvent(type, d);
   switch (type) {
     case 'sample':
-      onSample(d);
+      if (!state.past) onSample(d);
+      break;
+    case 'process':
+      lifetimesView.onEvent(d);
       break;
     case 'exit':
     case 'stop':
@@ -217,6 +250,7 @@ function onSample(d) {
   const t0 = performance.now();
   workersView.tick(d.ts_ns);
   workersView.addSamples(d.workers ?? [], d.ts_ns);
+  workerPage.addSamples(d.workers ?? [], d.ts_ns);
   if (state.scope === 'all') {
     // Sample events describe the supervised part only; the rest needs the tree.
     loadTree();
@@ -230,10 +264,25 @@ function onSample(d) {
       if (patched === kReshaped) drawRows();
       else treeView.refresh();
       icicle.repaint();
+      for (const pid of model.threadsUnknown) loadThreads(pid);
     }
   }
   historyView.settle();
   performance.measure('fw:sample-update', { start: t0, end: performance.now() });
+}
+
+// One process whose thread count changed unseen: its threads alone, not the
+// whole tree (GET /api/processes/{pid}); gone meanwhile, the tree after all.
+async function loadThreads(pid) {
+  try {
+    const p = await api.process(pid);
+    if (model.setThreads(pid, p.threads ?? [])) {
+      drawRows();
+      icicle.repaint();
+    }
+  } catch {
+    loadTree();
+  }
 }
 
 function setConn(stateName, detail) {
@@ -292,6 +341,13 @@ function setupControls() {
   });
 }
 
+function showReadOnly() {
+  workersView.setReadOnly();
+  workerPage.setReadOnly(true);
+  document.body.dataset.role = 'read';
+  $('#readonly-banner').hidden = false;
+}
+
 function showSummary() {
   setText($('#host'), window.location.host);
 }
@@ -302,14 +358,17 @@ async function start() {
   // index.html preloads the tree and both lists, so their answers are
   // usually in when this runs. The tree goes on screen first, in a frame of
   // its own; the lists, the event stream and the history follow.
-  const lists = Promise.all([api.workers(), api.programs()]);
+  const lists = Promise.all([api.workers(), api.programs(), api.session()]);
   lists.catch(() => {});  // awaited below, after the tree
   await loadTree();
   if (!state.firstTree) await nextFrame();
   try {
-    const [workers, programs] = await lists;
+    const [workers, programs, session] = await lists;
+    // Before the rows exist: a read-only session never gets action buttons.
+    if (session.role !== 'admin') showReadOnly();
     workersView.setWorkers(workers);
     workersView.setPrograms(programs);
+    depsView.render(programs, [...workersView.workers.values()]);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
       $('#auth-banner').hidden = false;
@@ -319,6 +378,7 @@ async function start() {
     notify(`workers: ${e.message}`, 'bad');
   }
   live.start();
+  lifetimesView.load();
   const rows = await historyView.first();
   // The newest statuses seed each worker's "last status" (stops included).
   for (const r of [...(rows ?? [])].reverse()) workersView.noteWait(r);

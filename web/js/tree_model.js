@@ -34,6 +34,7 @@ function patchThreads(n, sampled) {
     t.state = s.state;
     t.cpu_percent = s.cpu_percent;
     t.name = s.name;
+    if ('wchan' in s) t.wchan = s.wchan;
   });
   return false;
 }
@@ -89,11 +90,15 @@ export class TreeModel {
 
   // Applies the `nodes` of a sample event (pid, state, cpu_percent, rss_bytes,
   // num_threads; comm, cmdline and threads for some). Returns kStale when the
-  // tree's shape no longer matches (a pid we do not know, or a thread count
-  // that changed with no thread list to say how): the caller refetches. Else
-  // kReshaped if a name or a thread list changed (the rows, and what a filter
-  // keeps, must be worked out again), kPatched if only figures changed.
+  // tree's shape no longer matches (a pid we do not know): the caller
+  // refetches the tree. Else kReshaped if a name or a thread list changed
+  // (the rows, and what a filter keeps, must be worked out again), kPatched
+  // if only figures changed. A thread count that changed with no list to say
+  // how (the sample that carried the list came before this page listened)
+  // is one process's matter: its pid goes to threadsUnknown, for the caller
+  // to fetch that process alone and hand its threads to setThreads().
   patch(nodes) {
+    this.threadsUnknown = [];
     let result = kPatched;
     for (const p of nodes) {
       const n = this.byPid.get(p.pid);
@@ -101,6 +106,7 @@ export class TreeModel {
       n.state = p.state;
       n.cpu_percent = p.cpu_percent;
       n.rss_bytes = p.rss_bytes;
+      if (p.fds !== undefined) n.fds = p.fds;
       if (p.comm !== undefined) {
         // It exec'd or renamed itself: what the filter searches changed too.
         n.comm = p.comm;
@@ -115,10 +121,20 @@ export class TreeModel {
           result = kReshaped;
         }
       } else if (n.threads.length > 0 && p.num_threads !== n.threads.length) {
-        return kStale;
+        this.threadsUnknown.push(p.pid);
       }
     }
     return result;
+  }
+
+  // A process's whole thread list, fetched on its own; true if it changed.
+  setThreads(pid, threads) {
+    const n = this.byPid.get(pid);
+    if (!n) return false;
+    const before = n.threads.length || 1;
+    if (!patchThreads(n, threads)) return false;
+    this.threads += (n.threads.length || 1) - before;
+    return true;
   }
 
   threadsShown(n) {

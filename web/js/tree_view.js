@@ -11,8 +11,10 @@ const kOverscan = 8;
 
 export class TreeView {
   // viewport: the scrolling element. Callbacks: onToggle(pid), onThreads(pid),
-  // onSelect(pid). workerInfo(id) -> {state} or undefined; threadsShown(node) -> bool.
-  constructor(viewport, { onToggle, onThreads, onSelect, workerInfo, threadsShown }) {
+  // onSelect(pid), onOpen(workerId) (Enter on a worker's process). workerInfo(id) ->
+  // {state} or undefined; threadsShown(node) -> bool.
+  constructor(viewport, { onToggle, onThreads, onSelect, onOpen = () => {}, workerInfo, threadsShown }) {
+    this.onOpen = onOpen;
     this.viewport = viewport;
     this.onToggle = onToggle;
     this.onThreads = onThreads;
@@ -153,7 +155,8 @@ export class TreeView {
       setText(c.comm, t.name);
       setText(c.badge, t.tid === n.pid ? 'main thread' : 'thread');
       setClass(c.badge, 'tbadge');
-      setText(c.cmd, '');
+      // What a sleeping thread waits in (futex_wait_queue, ep_poll, pipe_read…).
+      setText(c.cmd, t.wchan ? `waits in ${t.wchan}` : '');
       el.title = '';
       return;
     }
@@ -237,6 +240,12 @@ export class TreeView {
       case 't':
         if (i >= 0) this.onThreads(this.rows[i].node.pid);
         break;
+      case 'Enter': {
+        const w = i >= 0 ? this.rows[i].node.worker_id : null;
+        if (w === null || w === undefined) return;
+        this.onOpen(w);
+        break;
+      }
       default:
         return;
     }

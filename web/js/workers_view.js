@@ -6,9 +6,10 @@
 import { api } from './api.js';
 import { h, setText, setClass, $ } from './dom.js';
 import {
-  describeWait, waitTone, formatDuration, formatBytes, formatPercent, formatTime, formatArgv,
+  describeCause, waitTone, formatDuration, formatBytes, formatPercent, formatTime, formatArgv,
   splitArgs, kMenuSignals, workerHue,
 } from './format.js';
+import { gridKeys, menuKeys } from './keyboard.js';
 import { Sparkline } from './sparkline.js';
 
 // px; narrower than the sparkline's default so the table fits 1280 px with its actions.
@@ -35,8 +36,11 @@ export class WorkersView {
   // onChange() is called after the list changed (ids or states).
   // refresh() asks for a refetch of the list: a reply to our own request may
   // be older than what events already brought, so the list is refetched after it.
-  constructor(root, { notify, onChange, refresh }) {
+  // onOpen(id, button) opens a worker's page (its name is the button).
+  constructor(root, { notify, onChange, refresh, onOpen = () => {} }) {
     this.root = root;
+    this.onOpen = onOpen;
+    this.readOnly = false;
     this.notify = notify;
     this.refresh = refresh;
     this.onChange = onChange;
@@ -51,6 +55,7 @@ export class WorkersView {
     this.lastWait = new Map();   // id -> newest wait record of its main process seen in events or history
     this.nowNs = Date.now() * 1e6;
     this.menu = null;
+    gridKeys(this.tbody);
     this.setupForm();
     document.addEventListener('click', (e) => {
       if (this.menu && !this.menu.el.contains(e.target) && e.target !== this.menu.button) this.closeMenu();
@@ -93,6 +98,18 @@ export class WorkersView {
     this.overlay.set(id, o);
     const r = this.rows.get(id);
     if (r) this.fill(r, this.info(id));
+  }
+
+  // A read-only session (GET /api/session said role "read"): no start form
+  // and no action column; the daemon would refuse them with 403 anyway.
+  setReadOnly() {
+    this.readOnly = true;
+    this.form.remove();
+    $('.form-foot', this.root).remove();
+    this.root.querySelector('thead th:last-child')?.remove();
+    for (const r of this.rows.values()) r.actionsCell?.remove();
+    this.closeMenu();
+    setText(this.empty, 'No workers yet.');
   }
 
   // ---- the list
@@ -179,7 +196,8 @@ export class WorkersView {
   makeRow(w) {
     const hue = workerHue(w.id);
     const r = {
-      name: h('span', { class: 'wname' }),
+      name: h('button', { type: 'button', class: 'wname', title: 'open the worker\'s page: output, exits, config',
+        onclick: (e) => this.onOpen(w.id, e.currentTarget) }),
       cmd: h('div', { class: 'wcmd' }),
       state: h('span', { class: 'badge' }),
       paused: h('span', { class: 'badge ws-paused' }),
@@ -205,6 +223,8 @@ export class WorkersView {
     signalButton.addEventListener('click', () => this.toggleMenu(w.id, signalButton));
     removeButton.addEventListener('click', () => this.confirmRemove(w.id, removeButton));
     r.signalButton = signalButton;
+    r.actionsCell = this.readOnly ? null
+      : h('td', { class: 'actions' }, r.stopButton, r.restartButton, signalButton, removeButton);
     r.tr = h('tr', { 'data-worker-id': w.id },
       h('td', { class: 'num dim' }, String(w.id)),
       h('td', { class: 'wnamecell' }, h('div', {}, swatch, r.name), r.cmd),
@@ -212,31 +232,42 @@ export class WorkersView {
       r.pid, r.restarts, r.uptime, r.last,
       h('td', { class: 'sparkcell' }, r.cpuSpark.canvas, r.cpuValue),
       h('td', { class: 'sparkcell' }, r.rssSpark.canvas, r.rssValue),
-      h('td', { class: 'actions' }, r.stopButton, r.restartButton, signalButton, removeButton));
+      r.actionsCell);
     return r;
   }
 
   fill(r, w) {
     setText(r.name, w.name);
     const program = w.program ? `${w.program}: ` : '';
-    setText(r.cmd, `${program}${formatArgv(w.command)}`);
-    r.cmd.title = formatArgv(w.command);
+    // The effective user, read back from the process: a worker that changed
+    // identity itself shows what it really is.
+    const who = w.user ? `as ${w.user} · ` : '';
+    setText(r.cmd, `${who}${program}${formatArgv(w.command)}`);
+    r.cmd.title = `${w.user ? `user ${w.user} (uid ${w.uid}), group ${w.group} (gid ${w.gid})\n` : ''}${formatArgv(w.command)}`;
     setText(r.state, w.state);
     setClass(r.state, `badge ws-${w.state}`);
+    // Readiness and health on hover; the list stays one word per state.
+    const readiness = [];
+    if (kLiveStates.has(w.state) && w.ready !== undefined) readiness.push(w.ready ? 'ready' : 'not ready yet');
+    if (w.health) readiness.push(w.health);
+    if (w.status_text) readiness.push(`status: ${w.status_text}`);
+    r.state.title = readiness.join(' · ');
     const status = this.lastStatus(w);
-    const paused = !!status && status.wifstopped && kLiveStates.has(w.state);
+    // Frozen by the cgroup freezer (pause), or stopped by SIGSTOP.
+    const paused = w.paused || (!!status && status.wifstopped && kLiveStates.has(w.state));
     r.paused.hidden = !paused;
-    setText(r.paused, paused ? 'paused' : '');
+    setText(r.paused, paused ? (w.paused ? 'frozen' : 'paused') : '');
     setText(r.pid, w.pid ?? '—');
     setText(r.restarts, w.restarts);
     setText(r.uptime, this.uptime(w));
-    let words = status ? describeWait(status) : '—';
+    let words = status ? describeCause(status) : '—';
     if (w.state === 'fatal' && w.fatal_reason) words = `fatal: ${w.fatal_reason}`;
+    if (w.state === 'waiting' && w.waiting_for) words = w.waiting_for;
     setText(r.last, words);
     setClass(r.last, `last tone-${w.state === 'fatal' ? 'bad' : waitTone(status)}`);
     r.last.title = status ? `${formatTime(status.ts_ns)} · pid ${status.pid} · raw status ${status.raw_status}` : '';
     const live = kLiveStates.has(w.state);
-    r.stopButton.disabled = !live;
+    r.stopButton.disabled = !live && w.state !== 'waiting';  // a stop ends a wait too
     r.signalButton.disabled = !(w.pid > 0);
     r.restartButton.disabled = w.state === 'stopping';
   }
@@ -291,10 +322,12 @@ export class WorkersView {
     }
     this.closeMenu();
     const el = h('div', { class: 'menu', role: 'menu', 'aria-label': `signals for worker ${id}` });
+    menuKeys(el);
     for (const name of kMenuSignals) {
       el.append(h('button', { type: 'button', role: 'menuitem', class: 'menu-item', 'data-signal': name,
         onclick: () => {
           this.closeMenu();
+          button.focus();  // a keyboard user carries on from where the menu opened
           this.act(id, name, () => api.signal(id, name));
         } }, name));
     }
