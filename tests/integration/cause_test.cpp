@@ -27,15 +27,6 @@ Json last_exit_row(const Daemon& d, const Json& w) {
   }));
   return row;
 }
-// True once `pid` ignores SIGTERM (proc(5) SigIgn): before that a stop would
-// end it by SIGTERM, not by our SIGKILL.
-bool ignores_term(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("SigIgn:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (SIGTERM - 1)) & 1;
-  return false;
-}
 }  // namespace
 
 TEST_CASE("cause: an exit of its own is exited or signaled", "[integration]") {

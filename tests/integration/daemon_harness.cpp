@@ -1,6 +1,7 @@
 #include "daemon_harness.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -51,14 +52,42 @@ std::string make_temp_dir(const std::string& prefix) {
   return tmpl;
 }
 
-namespace {
-std::string read_file(const std::string& path) {
+std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
-}  // namespace
+
+ProgramRun run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
+                       bool with_stderr, std::chrono::milliseconds timeout) {
+  int p[2];
+  REQUIRE(pipe2(p, O_CLOEXEC) == 0);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(p[1], 1);
+    if (with_stderr) dup2(p[1], 2);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(p[1]);
+  ProgramRun r;
+  char buf[8192];
+  // Read to EOF first: a child blocked on a full pipe would never exit.
+  for (ssize_t n; (n = read(p[0], buf, sizeof buf)) > 0;) r.output.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  if (!wait_until([&] { return waitpid(pid, &r.status, WNOHANG) == pid; }, timeout)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &r.status, 0);
+  }
+  r.code = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
+  return r;
+}
 
 Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
   state_dir_ = options_.state_dir;
@@ -101,9 +130,9 @@ Daemon::Daemon(DaemonOptions options) : options_(std::move(options)) {
   }
   INFO("daemon stderr: " << stderr_text());
   REQUIRE(up);
-  port_ = std::stoi(read_file(port_file));
+  port_ = std::stoi(read_text(port_file));
   auto env_token = options_.env.find("FORKWATCH_TOKEN");
-  token_ = env_token != options_.env.end() ? env_token->second : read_file(state_dir_ + "/token");
+  token_ = env_token != options_.env.end() ? env_token->second : read_text(state_dir_ + "/token");
   while (!token_.empty() && (token_.back() == '\n')) token_.pop_back();
 }
 
@@ -121,7 +150,7 @@ Daemon::~Daemon() {
   }
 }
 
-std::string Daemon::stderr_text() const { return read_file(state_dir_ + "/daemon.stderr"); }
+std::string Daemon::stderr_text() const { return read_text(state_dir_ + "/daemon.stderr"); }
 
 HttpReply Daemon::request(const std::string& method, const std::string& path, const std::string& body,
                           std::map<std::string, std::string> headers, bool auth) const {
@@ -192,6 +221,14 @@ int64_t query_int(const std::string& db_path, const std::string& sql) {
   return v;
 }
 
+bool ignores_term(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("SigIgn:", 0) == 0) return ((std::stoull(line.substr(7), nullptr, 16) >> (SIGTERM - 1)) & 1) != 0;
+  return false;
+}
+
 std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
   std::vector<pid_t> out;
   DIR* d = opendir("/proc");
@@ -199,7 +236,7 @@ std::vector<pid_t> children_of(pid_t parent, bool zombies_only) {
   while (dirent* e = readdir(d)) {
     pid_t pid = static_cast<pid_t>(atoi(e->d_name));
     if (pid <= 0) continue;
-    std::string stat = read_file("/proc/" + std::string(e->d_name) + "/stat");
+    std::string stat = read_text("/proc/" + std::string(e->d_name) + "/stat");
     auto close = stat.rfind(')');
     if (close == std::string::npos || close + 4 >= stat.size()) continue;
     char state = stat[close + 2];
@@ -219,6 +256,25 @@ int connect_loopback(int port) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   return fd;
+}
+
+int bind_loopback(int& port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t len = sizeof addr;
+  REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  port = ntohs(addr.sin_port);
+  return fd;
+}
+
+int free_port() {
+  int port = 0;
+  close(bind_loopback(port));
+  return port;
 }
 
 int echo_port(const Daemon& d, int64_t worker_id) {

@@ -89,11 +89,32 @@ int64_t query_int(const std::string& db_path, const std::string& sql);
 // Direct children of `parent` right now; only zombies when `zombies_only`.
 std::vector<pid_t> children_of(pid_t parent, bool zombies_only = false);
 inline std::vector<pid_t> zombie_children(pid_t parent) { return children_of(parent, true); }
+// True once `pid` ignores SIGTERM (proc(5) SigIgn). A worker started with
+// --ignore-term runs a moment before it does: a SIGTERM sent in that moment
+// ends it, so a test of stop timeouts waits for this first.
+bool ignores_term(pid_t pid);
 // A unique scratch directory (removed by the caller or left for inspection).
 std::string make_temp_dir(const std::string& prefix);
+// A whole file's text ("" when it cannot be read).
+std::string read_text(const std::string& path);
+
+// Runs argv (PATH searched) to its end with `env` added, capturing stdout
+// (and stderr when `with_stderr`); SIGKILLed after `timeout`.
+struct ProgramRun {
+  int status = -1;  // as waitpid returns it
+  int code = -1;    // the exit status, or 128 + the signal
+  std::string output;
+};
+ProgramRun run_program(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {},
+                       bool with_stderr = true, std::chrono::milliseconds timeout = 20s);
 
 // A TCP connection to 127.0.0.1:port (REQUIREd to succeed); the caller closes it.
 int connect_loopback(int port);
+// A loopback socket bound to a port the kernel picked (never listen()ed); the
+// caller closes it. free_port(): such a port, closed again, for a program
+// that cannot bind port 0 itself (prometheus --web.listen-address).
+int bind_loopback(int& port);
+int free_port();
 // The port an echo server worker printed ("listening on port N"), from its
 // logs through the daemon's API; REQUIREd to come.
 int echo_port(const Daemon& d, int64_t worker_id);

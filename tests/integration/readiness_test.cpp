@@ -60,16 +60,6 @@ std::string last_cause(const Daemon& d, int64_t id) {
   return cause;
 }
 
-// True once `pid` ignores SIGTERM (proc(5) SigIgn): before that a stop would
-// end it by SIGTERM, not by our SIGKILL after its timeout.
-bool ignores_term(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind("SigIgn:", 0) == 0) return ((std::stoull(line.substr(7), nullptr, 16) >> (SIGTERM - 1)) & 1) != 0;
-  return false;
-}
-
 // When worker `id`'s newest main-process exit was recorded (CLOCK_REALTIME).
 int64_t exit_ts(const std::string& db_path, int64_t id) {
   return query_int(db_path, "SELECT ts_ns FROM wait_status WHERE worker_id = " + std::to_string(id) +

@@ -172,20 +172,6 @@ uint64_t monotonic_usec_now() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
 }
 
-// A port nobody listens on right now.
-int free_port() {
-  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(s >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t len = sizeof addr;
-  REQUIRE(::getsockname(s, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-  ::close(s);
-  return ntohs(addr.sin_port);
-}
-
 bool accepts_connections(int port) {
   int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
@@ -235,6 +221,11 @@ TEST_CASE("NOTIFY_SOCKET gets READY once the API answers, STATUS with worker cou
   REQUIRE(ws.contains("stubborn:0"));
   const pid_t worker_pid = ws["stubborn:0"]["pid"].get<pid_t>();
   CHECK_FALSE(environ_has(worker_pid, "NOTIFY_SOCKET"));
+  // Running means exec'd, not yet ignoring SIGTERM: a SIGTERM before that
+  // ends them at once, and the daemon with them, before the checks below.
+  REQUIRE(ws.contains("stubborn:1"));
+  for (const char* name : {"stubborn:0", "stubborn:1"})
+    REQUIRE(wait_until([&] { return ignores_term(ws[name]["pid"].get<pid_t>()); }));
 
   REQUIRE(::kill(d.pid(), SIGTERM) == 0);
   const auto term_sent = Clock::now();
