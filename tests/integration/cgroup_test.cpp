@@ -399,9 +399,16 @@ TEST_CASE("cgroup: a worker restarted after cgroup.kill runs, in a fresh cgroup 
   // The replacement lived until the next stop ended it with its stop signal.
   REQUIRE(d.post("/api/workers/" + id_of(w) + "/stop").status == 200);
   REQUIRE(d.wait_state(w["id"], "stopped", 5s));
-  const Json history = d.get("/api/history?worker=" + id_of(w)).json();
-  bool by_stop = false;
-  for (const auto& r : history["rows"])
-    if (r["pid"] == pid2) by_stop = r["cause"] == "stop_requested" && r["wtermsig"] == SIGTERM;
-  CHECK(by_stop);
+  // The store writes the exit row on its own thread, after the state the
+  // API shows: wait for the row, not only for "stopped".
+  Json row;
+  REQUIRE(wait_until([&] {
+    const Json history = d.get("/api/history?worker=" + id_of(w)).json();
+    for (const auto& r : history["rows"])
+      if (r["pid"] == pid2) row = r;
+    return !row.is_null();
+  }, 5s));
+  INFO("pid2's row " << row.dump());
+  CHECK(row["cause"] == "stop_requested");
+  CHECK(row["wtermsig"] == SIGTERM);
 }
