@@ -65,7 +65,10 @@ TEST_CASE("health says the proc connector is on, or why not with --no-process-ev
     Daemon d;
     const Json h = d.get("/api/health").json();
     CHECK(h["process_events"] == "proc_connector");
-    CHECK(h["process_events_lost"] == 0);
+    // A count, not necessarily 0: the connector hears every fork on the
+    // machine, and ctest under ASan beside other tests lost one at start.
+    // The gap tests check that a loss is counted and marked.
+    CHECK(h["process_events_lost"].is_number_unsigned());
   }
   Daemon off({.args = {"--no-process-events"}});
   const Json h = off.get("/api/health").json();
