@@ -221,6 +221,17 @@ int64_t query_int(const std::string& db_path, const std::string& sql) {
   return v;
 }
 
+std::vector<std::string> program_environ(pid_t pid) {
+  std::vector<std::string> vars;
+  wait_until([&] {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    vars.clear();
+    for (std::string kv; std::getline(in, kv, '\0');) vars.push_back(kv);
+    return !vars.empty();
+  });
+  return vars;
+}
+
 bool ignores_term(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -89,6 +90,14 @@ int64_t query_int(const std::string& db_path, const std::string& sql);
 // Direct children of `parent` right now; only zombies when `zombies_only`.
 std::vector<pid_t> children_of(pid_t parent, bool zombies_only = false);
 inline std::vector<pid_t> zombie_children(pid_t parent) { return children_of(parent, true); }
+// /proc/PID/environ as NAME=value strings, once the program's exec has set
+// them: a worker is "running" as its exec begins (the close-on-exec pipe
+// closes), and until the kernel has loaded the new image environ reads
+// empty. Empty if it stays so for 10 s.
+std::vector<std::string> program_environ(pid_t pid);
+inline bool has_entry(const std::vector<std::string>& vars, const std::string& entry) {
+  return std::find(vars.begin(), vars.end(), entry) != vars.end();
+}
 // True once `pid` ignores SIGTERM (proc(5) SigIgn). A worker started with
 // --ignore-term runs a moment before it does: a SIGTERM sent in that moment
 // ends it, so a test of stop timeouts waits for this first.

@@ -129,9 +129,9 @@ TEST_CASE("a worker runs with its program's user, groups, umask, limits, nice, o
   CHECK(limits_line(pid, "Max processes") == "100 200");
   CHECK(stat_nice(pid) == 7);
   CHECK(read_text("/proc/" + std::to_string(pid) + "/oom_score_adj") == "333\n");
-  const std::string environ = read_text("/proc/" + std::to_string(pid) + "/environ");
-  CHECK(environ.find(std::string("\0HOME=", 6) + home + '\0') != std::string::npos);
-  CHECK(environ.find(std::string("\0USER=", 6) + user + '\0') != std::string::npos);
+  const auto environ = program_environ(pid);
+  CHECK(has_entry(environ, "HOME=" + home));
+  CHECK(has_entry(environ, "USER=" + user));
   // The API shows who it is.
   CHECK(w["uid"] == uid);
   CHECK(w["gid"] == gid);
@@ -159,10 +159,10 @@ TEST_CASE("an env_file adds its variables, env wins over it, and a missing one r
     Daemon d({.config = R"({"programs": [{"name": "e", "command": ["exit-with", "--sleep"],
         "env_file": ")" + dir + R"(/w.env", "env": {"LANG": "C"}}]})"});
     const pid_t pid = running_worker(d, "e")["pid"].get<pid_t>();
-    const std::string environ = read_text("/proc/" + std::to_string(pid) + "/environ");
-    CHECK(environ.find(std::string("GREETING=hello world") + '\0') != std::string::npos);
-    CHECK(environ.find(std::string("\0LANG=C\0", 8)) != std::string::npos);
-    CHECK(environ.find("from-file") == std::string::npos);
+    const auto environ = program_environ(pid);
+    CHECK(has_entry(environ, "GREETING=hello world"));
+    CHECK(has_entry(environ, "LANG=C"));
+    CHECK_FALSE(has_entry(environ, "LANG=from-file"));
   }
   std::ofstream(dir + "/programs.json") << R"({"programs": [{"name": "e", "command": ["exit-with"], "env_file": ")"
                                         << dir << R"(/missing.env"}]})";

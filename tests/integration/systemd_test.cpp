@@ -152,13 +152,6 @@ bool all_running(const Daemon& d, const std::vector<std::string>& names) {
   return true;
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 void write_config(const Daemon& d, const std::string& text) {
   // Atomic replace, as an editor or config manager would.
   const std::string path = d.state_dir() + "/programs.json";
@@ -184,14 +177,8 @@ bool accepts_connections(int port) {
 }
 
 bool environ_has(pid_t pid, const std::string& name) {
-  std::string env = read_text("/proc/" + std::to_string(pid) + "/environ");
-  std::string key = name + "=";
-  for (size_t pos = 0; pos < env.size();) {
-    size_t end = env.find('\0', pos);
-    if (env.compare(pos, key.size(), key) == 0) return true;
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
+  for (const auto& kv : program_environ(pid))
+    if (kv.starts_with(name + "=")) return true;
   return false;
 }
 
