@@ -22,11 +22,12 @@ using namespace forkwatch::workers;
 namespace {
 
 constexpr const char* kUsage =
-    "usage: notify-ready [--delay-ms T] [--status TEXT] [--watchdog-ms T] [--send TEXT]...\n"
+    "usage: notify-ready [--delay-ms T] [--after-file PATH] [--status TEXT] [--watchdog-ms T] [--send TEXT]...\n"
     "                    [--flood N] [--exit CODE]\n"
     "\n"
     "Sends READY=1 on $NOTIFY_SOCKET, then runs until SIGTERM.\n"
     "  --delay-ms T     wait T ms before READY=1 (default 0)\n"
+    "  --after-file P   wait until file P exists before READY=1 (a test's trigger)\n"
     "  --status TEXT    send STATUS=TEXT first\n"
     "  --no-ready       never send READY=1 (a start that times out)\n"
     "  --watchdog-ms T  then send WATCHDOG=1 every T ms\n"
@@ -69,10 +70,11 @@ int main(int argc, char** argv) {
   long long delay_ms = 0, watchdog_ms = 0, flood = 0;
   int exit_code = -1;
   bool ready = true;
-  std::string status;
+  std::string status, after_file;
   std::vector<std::string> extra;
   for (ArgReader args(argc, argv, kUsage, /*inline_values=*/true); args.next();) {
     if (args.is("--delay-ms")) delay_ms = args.number(0, 86'400'000);
+    else if (args.is("--after-file")) after_file = args.value();
     else if (args.is("--status")) status = args.value();
     else if (args.is_switch("--no-ready")) ready = false;
     else if (args.is("--watchdog-ms")) watchdog_ms = args.number(1, 86'400'000);
@@ -85,6 +87,7 @@ int main(int argc, char** argv) {
   open_notify();
   if (!status.empty()) send_notify("STATUS=" + status);
   if (delay_ms > 0) sleep_ms(delay_ms);
+  while (!after_file.empty() && access(after_file.c_str(), F_OK) != 0 && !stop_requested) sleep_ms(10);
   if (ready && !send_notify("READY=1")) fatal("sendto NOTIFY_SOCKET");
   for (const auto& e : extra) send_notify(e);
   if (exit_code >= 0) return exit_code;

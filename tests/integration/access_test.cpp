@@ -84,6 +84,7 @@ TEST_CASE("over the Unix socket root is admin, the socket group reads, anyone el
   CHECK(Json::parse(body(read))["programs"][0]["env"]["SECRET"] == "***");
   CHECK(body(read).find("hunter2") == std::string::npos);
   CHECK(Json::parse(body(curl_socket(sock, "GET", "/api/session", "nobody", "nogroup")))["role"] == "read");
+  REQUIRE(d.wait_state(1, "running"));
   auto stop = curl_socket(sock, "POST", "/api/workers/1/stop", "nobody", "nogroup");
   CHECK(http_code(stop) == 403);
   CHECK(Json::parse(body(stop))["error"]["code"] == "forbidden");

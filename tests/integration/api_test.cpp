@@ -1236,7 +1236,8 @@ TEST_CASE("desired state survives a daemon restart", "[integration]") {
     CHECK(k["name"] == "keeper");
     CHECK(k["restart"] == "always");
     CHECK(k["pid"].get<pid_t>() != old_pid);
-    CHECK(proc_cmdline(k["pid"].get<pid_t>()).find("exit-with --sleep") != std::string::npos);
+    // Read once the exec has set it (as above: "running" comes as it begins).
+    CHECK(wait_until([&] { return proc_cmdline(k["pid"].get<pid_t>()).find("exit-with --sleep") != std::string::npos; }));
     auto p = d.worker(parked);
     CHECK(p["state"] == "stopped");
     CHECK(p["pid"].is_null());

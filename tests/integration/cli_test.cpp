@@ -298,7 +298,7 @@ TEST_CASE("forkwatch stop, restart, signal and rm act on a worker", "[integratio
 }
 
 TEST_CASE("forkwatch logs prints output by stream and tail, and -f follows until SIGINT", "[integration]") {
-  Daemon d;
+  Daemon d({.args = {"--allow-commands"}});
   auto w = d.start({{"program", "exit-with"},
                     {"args", {"--stdout", "one", "--stdout", "two", "--stderr", "oops", "--stdout", "three", "--sleep"}}});
   const std::string id = std::to_string(w["id"].get<int>());
@@ -317,9 +317,10 @@ TEST_CASE("forkwatch logs prints output by stream and tail, and -f follows until
   auto j = cli(d, {"--json", "logs", id, "--stream", "stdout", "--tail", "1"});
   CHECK(Json::parse(j.out)["lines"][0]["text"] == "three");
 
-  // Follow a worker that prints a line on every restart.
-  auto ticker = d.start({{"program", "exit-with"}, {"args", {"--stdout", "tick", "--after-ms", "100"}},
-                         {"restart", "always"}, {"restart_delay_ms", 1}});
+  // Follow a worker that prints a line every 100 ms, for as long as it takes
+  // the CLI to start (a worker that ticked once per restart ran out at the
+  // start limit, five ticks in a second, before a slow CLI had seen four).
+  auto ticker = d.start({{"command", {"/bin/sh", "-c", "while :; do echo tick; sleep 0.1; done"}}});
   const std::string tid = std::to_string(ticker["id"].get<int>());
   Client follow({"--url", d.url(), "--token", d.token(), "logs", "-f", tid, "--tail", "1"});
   // More ticks than the one --tail showed: they came while following.

@@ -125,16 +125,21 @@ TEST_CASE("echo-epoll: one epoll descriptor that watches the listener and each c
   const int port = echo_port(d, w["id"]);
   std::vector<int> clients;
   for (int i = 0; i < 2; ++i) clients.push_back(connect_loopback(port));
+  // echo-epoll accepts, then adds the client to its epoll set: wait for both.
   Json fds;
+  std::vector<Json> epolls;
+  std::set<int> watched;
   REQUIRE(wait_until([&] {
     fds = fds_of(d, pid);
-    return sockets_in(fds, "established").size() == 2;
+    epolls.clear();
+    for (const auto& f : fds)
+      if (f["kind"] == "epoll") epolls.push_back(f);
+    if (epolls.size() != 1 || sockets_in(fds, "established").size() != 2) return false;
+    watched = epolls[0]["watches"].get<std::set<int>>();
+    for (const auto& c : sockets_in(fds, "established"))
+      if (!watched.contains(c["fd"].get<int>())) return false;
+    return true;
   }));
-  std::vector<Json> epolls;
-  for (const auto& f : fds)
-    if (f["kind"] == "epoll") epolls.push_back(f);
-  REQUIRE(epolls.size() == 1);
-  std::set<int> watched = epolls[0]["watches"].get<std::set<int>>();
   CHECK(watched.count(sockets_in(fds, "listen").at(0)["fd"].get<int>()) == 1);
   for (const auto& c : sockets_in(fds, "established")) CHECK(watched.count(c["fd"].get<int>()) == 1);
   for (int c : clients) close(c);

@@ -209,7 +209,7 @@ TEST_CASE("process groups are forgotten once nothing is left in them", "[integra
     if (c.supervisor.tracked_groups() != 0)
       out += "still tracking " + std::to_string(c.supervisor.tracked_groups()) + " empty groups\n";
     // A group with a member left (orphan-maker's lingering children) stays until they are reaped.
-    auto o = c.commands->post(start_request({"orphan-maker", "--children", "3", "--linger-ms", "300"}));
+    auto o = c.commands->post(start_request({"orphan-maker", "--children", "3", "--linger-ms", "2000"}));
     c.run_until([&] { return c.worker(2) && c.worker(2)->state == "exited"; });
     if (c.supervisor.tracked_groups() != 1) out += "the orphans' group was forgotten while they lived\n";
     c.run_until([&] { return c.counters.adopted == 3; });

@@ -438,6 +438,8 @@ TEST_CASE("socket activation: the daemon serves on a listening socket passed as 
   auto w = d.start({{"program", "exit-with"}, {"args", {"--sleep"}}});
   REQUIRE(d.wait_state(w["id"], "running"));
   const pid_t wpid = d.worker(w["id"])["pid"];
+  // environ_has waits for the exec's environment, which the kernel sets
+  // after it closed the close-on-exec fds: the fd check below comes after.
   CHECK_FALSE(environ_has(wpid, "LISTEN_PID"));
   CHECK_FALSE(environ_has(wpid, "LISTEN_FDS"));
   const std::string socket_link = "socket:[" + std::to_string(sock_stat.st_ino) + "]";
@@ -485,6 +487,8 @@ TEST_CASE("with JOURNAL_STREAM naming stderr, every daemon line carries a <N> pr
 
 TEST_CASE("when JOURNAL_STREAM is not stderr the daemon's lines are plain", "[integration]") {
   Daemon d({.env = {{"JOURNAL_STREAM", "1:1"}}});  // names some other file: not our stderr
+  // The daemon says "listening" just after it wrote the port file the harness waits for.
+  REQUIRE(wait_until([&] { return d.stderr_text().find("listening on") != std::string::npos; }));
   const std::string err = d.stderr_text();
   INFO("stderr:\n" << err);
   CHECK(("\n" + err).find("\nforkwatchd: listening on http://127.0.0.1:") != std::string::npos);
