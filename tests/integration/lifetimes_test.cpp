@@ -163,8 +163,15 @@ TEST_CASE("a grandchild reaped by its own parent has its lifetime and its exit s
       if (r["pid"] == (*grandchild)["ppid"] && !r["raw_status"].is_null()) return true;
     return false;
   }));
+  INFO("rows: " << rows.dump());
+  const Json health = d.get("/api/health").json();
   CHECK((*grandchild)["description"] == "exited 7");
-  CHECK((*grandchild)["argv"] == Json::array({"sh", "-c", "exit 7"}));
+  // Its argv is read from /proc when its exec event is handled; under load
+  // (seen once: ASan, ctest -j2 and a CPU hog) that can be after it exited.
+  // Then the row says argv_lost and the loss is counted: never a wrong argv
+  // unmarked.
+  if ((*grandchild)["argv_lost"] == true) CHECK(health["process_events_stats"]["argv_lost"].get<uint64_t>() > 0);
+  else CHECK((*grandchild)["argv"] == Json::array({"sh", "-c", "exit 7"}));
   CHECK_FALSE((*grandchild)["reaped_by_daemon"].get<bool>());
   CHECK((*grandchild)["wait_id"].is_null());
   // Its parent is the worker's child, not the worker and not the daemon.
@@ -173,7 +180,8 @@ TEST_CASE("a grandchild reaped by its own parent has its lifetime and its exit s
   bool parent_is_child_of_main = false;
   for (const auto& r : rows)
     if (r["pid"] == parent && r["ppid"] == main_pid) parent_is_child_of_main = r["raw_status"] == 0;
-  CHECK(parent_is_child_of_main);
+  // Unless events were lost (counted): then who forked whom may not be known.
+  CHECK((parent_is_child_of_main || health["process_events_lost"].get<uint64_t>() > 0));
 }
 
 TEST_CASE("the worker's main process links to its wait_status row once reaped", "[integration]") {
