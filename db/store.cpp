@@ -150,19 +150,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
   auto writer = std::make_unique<Writer>();
   writer->db = std::move(*db);
   Database& d = writer->db;
-  Result<Statement> insert_wait = d.prepare(wait_insert_sql());
-  if (!insert_wait) return insert_wait.error();
-  Result<Statement> insert_event = d.prepare(kInsertEvent);
-  if (!insert_event) return insert_event.error();
-  Result<Statement> upsert_worker = d.prepare(kUpsertWorker);
-  if (!upsert_worker) return upsert_worker.error();
-  Result<Statement> raise_mark = d.prepare(kRaiseMark);
-  if (!raise_mark) return raise_mark.error();
-  writer->insert_wait = std::move(*insert_wait);
-  writer->insert_event = std::move(*insert_event);
-  writer->upsert_worker = std::move(*upsert_worker);
-  writer->raise_mark = std::move(*raise_mark);
-  for (auto [st, sql] : {std::pair{&writer->upsert_lifetime, lifetime_upsert_sql()}, {&writer->insert_gap, kInsertGap},
+  for (auto [st, sql] : {std::pair{&writer->insert_wait, wait_insert_sql()}, {&writer->insert_event, kInsertEvent},
+                         {&writer->upsert_worker, kUpsertWorker}, {&writer->raise_mark, kRaiseMark},
+                         {&writer->upsert_lifetime, lifetime_upsert_sql()}, {&writer->insert_gap, kInsertGap},
                          {&writer->upsert_thread, thread_upsert_sql()}}) {
     Result<Statement> p = d.prepare(sql);
     if (!p) return p.error();
@@ -172,22 +162,21 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& path, const StoreO
   if (!retention) return retention.error();
   if (retention->enabled()) writer->retention.emplace(std::move(*retention));
 
-  Result<int64_t> last_event = d.query_int64(kLastEventId);
-  if (!last_event) return last_event.error();
-  Result<int64_t> last_worker = d.query_int64(kLastWorkerId);
-  if (!last_worker) return last_worker.error();
-  Result<int64_t> last_lifetime = d.query_int64(kLastLifetimeId);
-  if (!last_lifetime) return last_lifetime.error();
-  Result<int64_t> last_thread = d.query_int64(kLastThreadId);
-  if (!last_thread) return last_thread.error();
+  int64_t last_event = 0, last_worker = 0, last_lifetime = 0, last_thread = 0;
+  for (auto [out, sql] : {std::pair{&last_event, kLastEventId}, {&last_worker, kLastWorkerId},
+                          {&last_lifetime, kLastLifetimeId}, {&last_thread, kLastThreadId}}) {
+    Result<int64_t> v = d.query_int64(sql);
+    if (!v) return v.error();
+    *out = *v;
+  }
   Result<std::vector<WorkerRow>> workers = read_workers(d);
   if (!workers) return workers.error();
 
   std::unique_ptr<Store> store(new Store(path, options, std::move(writer)));
-  store->last_event_id_ = static_cast<uint64_t>(*last_event);
-  store->last_worker_id_ = *last_worker;
-  store->last_lifetime_id_ = *last_lifetime;
-  store->last_thread_id_ = *last_thread;
+  store->last_event_id_ = static_cast<uint64_t>(last_event);
+  store->last_worker_id_ = last_worker;
+  store->last_lifetime_id_ = last_lifetime;
+  store->last_thread_id_ = last_thread;
   store->workers_ = std::move(*workers);
   // From here on only the writer thread touches writer_.
   store->thread_ = std::thread([s = store.get()] { s->run(); });
