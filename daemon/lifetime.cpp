@@ -386,11 +386,16 @@ void LifetimeTracker::resync(std::span<const ProcessInfo> procs, int64_t now_rea
   const int64_t tick_ns = 1'000'000'000 / ticks_per_s;
   // Tracked processes that are gone, or whose pid now names a newer process,
   // exited while we were not told: their end is known only to this scan.
+  // The kernel stamps a process's start before its fork event, which can
+  // come many ms later on a busy machine (the forker preempted in between),
+  // and /proc gives the start in whole ticks, rounded down: the same process
+  // never looks newer than its fork event by a tick. A newer process under
+  // the pid started after the old one exited, so after its fork event.
   std::vector<pid_t> gone;
   for (auto& [pid, l] : live_) {
     auto it = by_pid.find(pid);
     const bool same = it != by_pid.end() && it->second->state != 'Z' &&
-                      std::llabs(started_mono(*it->second) - l.mono_forked_ns) <= 2 * tick_ns;
+                      started_mono(*it->second) <= l.mono_forked_ns + tick_ns;
     if (!same) gone.push_back(pid);
   }
   for (pid_t pid : gone) {

@@ -247,6 +247,7 @@ TEST_CASE("a forced overrun gives a gap with a count, and the tree is right afte
     alive = lifetimes(d, "worker=" + std::to_string(id) + "&alive=true")["rows"];
     return count_comm(alive, "sleep", false) == 3;
   }));
+  INFO("alive: " << alive.dump() << "\ngaps: " << page["gaps"].dump());
   CHECK(alive.size() == 4);
   Json tree;
   REQUIRE(wait_until([&] {

@@ -189,6 +189,34 @@ TEST_CASE("a re-read of /proc after a loss ends the vanished and finds the unsee
   CHECK(f.tracker.live().count(4000) == 0);
 }
 
+TEST_CASE("a re-read keeps a process whose fork event came late, and ends one whose pid names a newer process",
+          "[unit]") {
+  Fixture f;
+  f.tracker.note_spawn(1, 3000);
+  // 3000 started at 1.00 s, but its forker was preempted: the event says 1.05 s.
+  f.apply({f.ev(ProcOp::kFork, 3000, 1'050'000'000, kDaemon), f.ev(ProcOp::kFork, 3001, 1'100'000'000, 3000)});
+  const int64_t main_id = f.tracker.live().at(3000).id, child_id = f.tracker.live().at(3001).id;
+  std::vector<ProcessInfo> procs(2);
+  procs[0].pid = 3000;
+  procs[0].ppid = kDaemon;
+  procs[0].starttime = 100;  // 1.00 s at 100 Hz
+  procs[1].pid = 3001;       // exited unseen; the pid now names a process of 2 s
+  procs[1].ppid = 3000;
+  procs[1].starttime = 200;
+  f.tracker.resync(procs, 5'000'000'000'000, 0, 100);
+  REQUIRE(f.tracker.live().count(3000) == 1);
+  CHECK(f.tracker.live().at(3000).id == main_id);  // the same lifetime, not ended and found again
+  CHECK(f.tracker.live().at(3000).worker_id == 1);
+  const Lifetime* old_child = nullptr;
+  for (auto& [id, l] : f.sink.rows)
+    if (id == child_id) old_child = &l;
+  REQUIRE(old_child);
+  CHECK(lifetime_description(*old_child) == "unknown (events lost)");
+  REQUIRE(f.tracker.live().count(3001) == 1);
+  CHECK(f.tracker.live().at(3001).id != child_id);
+  CHECK(f.tracker.live().at(3001).from_scan);
+}
+
 TEST_CASE("the tree at an instant holds exactly the lifetimes alive then, nested by parent", "[unit]") {
   TempDir dir;
   const std::string path = dir.file("forkwatch.db");
