@@ -9,6 +9,8 @@ For each round, each containment (--containment cgroup, then process-group):
   restart  100 workers that exit at once, restart_delay_ms 0, one restart each
            (later ones are paced, issue 20): reaped (wait_status ts_ns) -> the
            next spawn event (exec'd), p50 and p90
+  single   the same, but the 100 exit one at a time, 20 ms apart (each sleeps
+           20 ms times its worker id modulo 100 first): a lone crash's restart
   stop     200 workers whose trees ignore SIGTERM (the main shell and a setsid
            grandchild), stop_timeout_ms 0, all removed by one SIGHUP: from the
            SIGHUP until every one of their 400 processes is dead
@@ -100,9 +102,13 @@ def spawn_rate(bin_dir, root, containment):
         r.stop()
 
 
-def restart_latency(bin_dir, root, containment):
+STAGGERED = "sleep $(( FORKWATCH_WORKER_ID % 100 * 2 ))e-2; exit 1"
+
+
+def restart_latency(bin_dir, root, containment, staggered=False):
     # One restart each: from the second on, the crash-loop pacing (issue 20) adds its delay.
-    r = Run(bin_dir, root, containment, [quiet("r", ["/bin/false"], instances=100, restart="always", restart_delay_ms=0,
+    command = ["/bin/sh", "-c", STAGGERED] if staggered else ["/bin/false"]
+    r = Run(bin_dir, root, containment, [quiet("r", command, instances=100, restart="always", restart_delay_ms=0,
                                                max_restarts=1)])
     try:
         wait_for(lambda: r.count("spawn") >= 200, 60, "200 spawns")
@@ -231,7 +237,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     root = tempfile.mkdtemp(prefix="fw-bench-cg-")
-    out = {c: {"spawn": [], "restart": [], "stop": [], "rss": []} for c in ("cgroup", "process-group")}
+    out = {c: {"spawn": [], "restart": [], "single": [], "stop": [], "rss": []} for c in ("cgroup", "process-group")}
     floors = []
     try:
         for rnd in range(args.rounds):
@@ -241,19 +247,23 @@ def main():
             for c in ("cgroup", "process-group"):
                 rate, _ = spawn_rate(args.bin, root, c)
                 p50, p90, n = restart_latency(args.bin, root, c)
+                s50, s90, sn = restart_latency(args.bin, root, c, staggered=True)
                 ms, procs = stop_all(args.bin, root, c)
                 rss = rss_100(args.bin, root, c)
                 out[c]["spawn"].append(rate)
                 out[c]["restart"].append(p50)
+                out[c]["single"].append(s50)
                 out[c]["stop"].append(ms)
                 out[c]["rss"].append(rss)
                 print(f"round {rnd} {c:13s} spawn {rate:7.0f}/s  restart p50 {p50:.3f} ms p90 {p90:.3f} ms (n={n})"
+                      f"  one at a time p50 {s50:.3f} ms p90 {s90:.3f} ms (n={sn})"
                       f"  stop {procs} procs {ms:6.1f} ms  VmRSS(100) {rss:.1f} MiB  load {os.getloadavg()[0]:.2f}",
                       flush=True)
         med = {c: {k: statistics.median(v) for k, v in d.items()} for c, d in out.items()}
         print("medians:", json.dumps(med, indent=1))
         print(f"spawn ratio cgroup/process-group: {med['cgroup']['spawn'] / med['process-group']['spawn']:.1%}")
         print(f"restart p50 difference: {med['cgroup']['restart'] - med['process-group']['restart']:+.3f} ms")
+        print(f"one-at-a-time restart p50 difference: {med['cgroup']['single'] - med['process-group']['single']:+.3f} ms")
         print(f"stop floor (no supervisor), median: {statistics.median(floors):.1f} ms")
     finally:
         shutil.rmtree(root, ignore_errors=True)
