@@ -16,7 +16,9 @@
 
 3. 200 workers (exit-with --sleep) with http health checks at 1 Hz against
    one threaded python http server the bench runs: the daemon's CPU over
-   --health-seconds, as % of one core (/proc/PID/stat utime+stime).
+   --health-seconds, as % of one core (/proc/PID/stat utime+stime), split
+   into user and kernel time; then the floor: a minimal client making the
+   same 200 checks a second for as long, its own user and kernel time.
 4. A worker flooding its notify socket (notify-ready --flood 100000) beside
    a worker restarted through the API --flood-rounds times: its exit ->
    respawn latency (stored events) with and without the flood, and the
@@ -165,10 +167,36 @@ def all_ready_ms(bin_dir, deps):
     return run_daemon(bin_dir, chain_config(deps), body)
 
 
-def cpu_ticks(pid):
+def cpu_split(pid):
+    """(utime, stime) of a process, in clock ticks."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return int(fields[11]), int(fields[12])
+
+
+def cpu_ticks(pid):
+    return sum(cpu_split(pid))
+
+
+# The floor beside the daemon's figure: a minimal client making the same
+# checks (connect, the same GET, read the status line, close with RST), 200
+# a second spread evenly, with blocking calls. Its kernel time is what the
+# checks cost the kernel in whoever makes them (on loopback the handshake and
+# the server's half of it run in the connecting process's context too).
+HEALTH_FLOOR = ("import os, socket, struct, sys, time\n"
+                "port, n, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])\n"
+                "req = ('GET / HTTP/1.0\\r\\nHost: 127.0.0.1:%d\\r\\nUser-Agent: forkwatch-probe\\r\\n'\n"
+                "       'Connection: close\\r\\n\\r\\n' % port).encode()\n"
+                "t0 = time.monotonic(); c0 = os.times()\n"
+                "i = 0\n"
+                "while time.monotonic() - t0 < seconds:\n"
+                "    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))\n"
+                "    s.connect(('127.0.0.1', port)); s.sendall(req); s.recv(512); s.close()\n"
+                "    i += 1\n"
+                "    pause = t0 + i / n - time.monotonic()\n"
+                "    if pause > 0: time.sleep(pause)\n"
+                "c1 = os.times(); wall = time.monotonic() - t0\n"
+                "print(i, (c1.user - c0.user) / wall * 100, (c1.system - c0.system) / wall * 100)\n")
 
 
 def health_cpu(bin_dir, seconds):
@@ -212,12 +240,18 @@ def health_cpu(bin_dir, seconds):
                     except OSError:
                         pass
             hz = os.sysconf("SC_CLK_TCK")
-            t0, c0 = time.time(), cpu_ticks(pid)
+            t0, (u0, s0) = time.time(), cpu_split(pid)
             time.sleep(seconds)  # the measured interval itself
-            t1, c1 = time.time(), cpu_ticks(pid)
-            result["cpu"] = (c1 - c0) / hz / (t1 - t0) * 100
+            t1, (u1, s1) = time.time(), cpu_split(pid)
+            result["cpu"] = ((u1 - u0) + (s1 - s0)) / hz / (t1 - t0) * 100
+            result["user"] = (u1 - u0) / hz / (t1 - t0) * 100
+            result["kernel"] = (s1 - s0) / hz / (t1 - t0) * 100
             result["healthy"] = sum(w.get("health") == "healthy" for w in workers(port_, token).values())
         run_daemon(bin_dir, config, body_cpu)
+        floor = subprocess.run(["/usr/bin/python3", "-c", HEALTH_FLOOR, str(port), "200", str(seconds)],
+                               capture_output=True, text=True, timeout=seconds + 30, check=True).stdout.split()
+        result["floor_checks"] = int(floor[0])
+        result["floor_user"], result["floor_kernel"] = float(floor[1]), float(floor[2])
         return result
     finally:
         server.terminate()
@@ -268,7 +302,9 @@ def main():
     if "health" in only:
         r = health_cpu(bin_dir, a.health_seconds)
         print(f"200 workers, http health checks at 1 Hz: daemon CPU {r['cpu']:.2f}% of one core over "
-              f"{a.health_seconds} s; {r['healthy']} healthy at the end")
+              f"{a.health_seconds} s (user {r['user']:.2f}, kernel {r['kernel']:.2f}); {r['healthy']} healthy at the end")
+        print(f"  floor, a minimal blocking client making the same checks: {r['floor_checks']} checks, "
+              f"user {r['floor_user']:.2f}%, kernel {r['floor_kernel']:.2f}% of one core")
     if "flood" in only:
         quiet, _, _ = restart_latency(bin_dir, False, a.flood_rounds)
         loud, read, secs = restart_latency(bin_dir, True, a.flood_rounds)

@@ -35,6 +35,15 @@ Status EventLoop::watch(int fd, FdHandler handler, uint32_t events) {
   return Ok{};
 }
 
+Status EventLoop::want_readable(int fd) {
+  if (!handlers_.contains(fd)) return plain_error("fd " + std::to_string(fd) + " is not watched");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0) return sys_error("epoll_ctl(MOD, " + std::to_string(fd) + ")");
+  return Ok{};
+}
+
 void EventLoop::remove(int fd) {
   if (handlers_.erase(fd)) epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
 }

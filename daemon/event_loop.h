@@ -28,6 +28,9 @@ class EventLoop {
   Status add(int fd, FdHandler handler);
   // Watch `fd` for EPOLLOUT instead (a non-blocking connect completing).
   Status add_writable(int fd, FdHandler handler);
+  // A watched fd's handler now runs on EPOLLIN instead (its request sent):
+  // one epoll_ctl, the handler kept. Fails for an fd not watched.
+  Status want_readable(int fd);
   void remove(int fd);
   // A bound on watched fds, so that output pipes cannot take the fd table the
   // API's sockets and the store need: main sets half of RLIMIT_NOFILE.

@@ -117,11 +117,8 @@ void ProbeRunner::on_event(int64_t key) {
     const ssize_t n = ::send(fd, r.request.data() + r.sent, r.request.size() - r.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && errno != EAGAIN) return finish(key, false, std::string("send: ") + strerror(errno));
     if (n > 0) r.sent += static_cast<size_t>(n);
-    if (r.sent == r.request.size()) {
-      loop_.remove(fd);
-      if (auto st = loop_.add(fd, [this, key](uint32_t) { on_event(key); }); !st)
-        return finish(key, false, st.error().message());
-    }
+    if (r.sent == r.request.size())
+      if (auto st = loop_.want_readable(fd); !st) return finish(key, false, st.error().message());
     return;
   }
   char buf[512];
