@@ -337,7 +337,10 @@ void ApiServer::Impl::routes() {
   });
   svr.Get("/api/programs", [this](const http::Request&, http::Response& res) {
     json out = json::array();
-    for (const auto& p : snapshot()->catalogue) out.push_back(program_json(p, t_role != Role::kAdmin));
+    // Held for the loop: a range-for over snapshot()->catalogue would drop
+    // the temporary pointer first, and a publish meanwhile frees the list.
+    const auto snap = snapshot();
+    for (const auto& p : snap->catalogue) out.push_back(program_json(p, t_role != Role::kAdmin));
     send_json(res, 200, dump_json(json{{"programs", out}}));
   });
   svr.Get("/api/workers", [this](const http::Request&, http::Response& res) {

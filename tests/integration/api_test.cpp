@@ -286,6 +286,32 @@ TEST_CASE("GET /api/programs lists the built-in workers and the configured progr
   CHECK(d.wait_state(w["id"], "running"));
 }
 
+TEST_CASE("GET /api/programs answers whole while the loop publishes new snapshots", "[integration]") {
+  // Each restart publishes snapshots; a handler that let go of its snapshot
+  // before reading the catalogue read freed memory (a 500 of std::bad_alloc
+  // in a browser test; under ASan a heap-use-after-free that ends the daemon).
+  Daemon d;
+  std::vector<int64_t> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(d.start({{"program", "exit-with"}, {"args", {"--sleep"}}})["id"]);
+  std::atomic<bool> done{false};
+  std::thread restarter([&] {
+    for (int i = 0; i < 60; ++i) d.post("/api/workers/" + std::to_string(ids[i % ids.size()]) + "/restart");
+    done = true;
+  });
+  int answers = 0, bad = 0;
+  std::string first_bad;
+  while (!done || answers < 50) {
+    auto r = d.get("/api/programs");
+    ++answers;
+    const bool whole = r.status == 200 && Json::parse(r.body, nullptr, false).value("programs", Json::array()).size() == 10;
+    if (!whole && bad++ == 0) first_bad = std::to_string(r.status) + " " + r.body.substr(0, 200);
+  }
+  restarter.join();
+  INFO("answers " << answers << "; first bad: " << first_bad << "\nstderr: " << d.stderr_text());
+  CHECK(bad == 0);
+  CHECK(d.get("/api/health").status == 200);  // still there
+}
+
 TEST_CASE("POST /api/workers starts a catalogue program and the worker endpoints show it", "[integration]") {
   Daemon d;
   auto w = d.start({{"program", "exit-with"}, {"args", {"--stdout", "hello there", "--sleep"}},

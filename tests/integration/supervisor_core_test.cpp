@@ -74,7 +74,8 @@ std::string in_child(const std::function<std::string(Core&)>& body) {
       else out = body(core);
       core.supervisor.shutdown();
       core.run_until([&] {
-        for (const auto& w : core.snapshots.latest()->workers)
+        const auto snap = core.snapshots.latest();
+        for (const auto& w : snap->workers)
           if (w.pid > 0) return false;
         return true;
       }, 3000);
@@ -268,9 +269,10 @@ TEST_CASE("sinks hear a loop round's events together, then one flush that wakes 
     std::vector<fw::CommandTicket> tickets;
     for (int i = 0; i < 8; ++i) tickets.push_back(c.commands->post(start_request({"exit-with", "--code", "0"})));
     c.run_until([&] {
-      for (const auto& w : c.snapshots.latest()->workers)
+      const auto snap = c.snapshots.latest();
+      for (const auto& w : snap->workers)
         if (w.state != "exited") return false;
-      return c.snapshots.latest()->workers.size() == 8;
+      return snap->workers.size() == 8;
     });
     std::string out;
     // A wake per event woke 1,000 SSE clients for each of a round's events (issue 17).
