@@ -249,23 +249,34 @@ TEST_CASE("an idle process's threads are reused, a dead one is skipped silently"
   ScanOptions opt;
   opt.subtree_root = getpid();
   std::set<std::string> names;
+  bool all_asleep = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {  // until the names are set
+  // Until the names are set and every thread sleeps: a thread has its name a
+  // moment before it blocks in pause(), and while it runs on, the process's
+  // CPU clock moves (under ASan, ctest caught a scan in that moment).
+  while (std::chrono::steady_clock::now() < deadline) {
     auto s = reader.scan(opt);
     REQUIRE(s);
     names.clear();
+    all_asleep = true;
     if (const ProcessInfo* p = by_pid(s->processes, child))
-      for (const auto& t : p->threads) names.insert(t.name);
-    if (names.size() == 4 && names.count("idle-three")) break;
+      for (const auto& t : p->threads) {
+        names.insert(t.name);
+        all_asleep = all_asleep && t.state == 'S';
+      }
+    if (names.size() == 4 && names.count("idle-three") && all_asleep) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   CHECK(names.count("idle-one") == 1);
   CHECK(names.count("idle-two") == 1);
   CHECK(names.count("idle-three") == 1);
+  REQUIRE(all_asleep);
 
-  // Nothing in the child runs now: a scan of just the child reads no thread file.
+  // Nothing in the child runs now: after one scan of just the child (its CPU
+  // clock taken once all slept), the next reads no thread file.
   opt.subtree_root = 0;
   opt.only_pids = {child};
+  REQUIRE(reader.scan(opt));
   auto again = reader.scan(opt);
   REQUIRE(again);
   REQUIRE(again->processes.size() == 1);
