@@ -78,7 +78,7 @@ def main():
         while not os.path.exists(port_file):
             if time.monotonic() > deadline or proc.poll() is not None:
                 sys.exit("forkwatchd did not start; see " + log.name)
-            time.sleep(0.01)
+            time.sleep(0.01)  # polls for the port file under the deadline above
         port = int(open(port_file).read())
         token = open(os.path.join(state, "token")).read().strip()
         pid = proc.pid

@@ -98,7 +98,7 @@ def memory(bin_dir, root):
         def sample():
             while not stop.is_set():
                 peak[0] = max(peak[0], vmrss_kib(d.proc.pid))
-                time.sleep(0.01)
+                time.sleep(0.01)  # the sampling rate of the VmRSS peak, not a wait
 
         sampler = threading.Thread(target=sample)
         sampler.start()

@@ -164,7 +164,7 @@ TEST_CASE("the real /proc shows this process with its named threads", "[unit]") 
     names.clear();
     for (const auto& t : sample->processes[0].threads) names.insert(t.name);
     if (names.count("fw-probe-A") && names.count("fw probe) B")) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll's interval, under the deadline above
   }
   stop = true;
   worker.join();
@@ -265,7 +265,7 @@ TEST_CASE("an idle process's threads are reused, a dead one is skipped silently"
         all_asleep = all_asleep && t.state == 'S';
       }
     if (names.size() == 4 && names.count("idle-three") && all_asleep) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll's interval, under the deadline above
   }
   CHECK(names.count("idle-one") == 1);
   CHECK(names.count("idle-two") == 1);
